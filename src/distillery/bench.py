@@ -1,0 +1,124 @@
+"""Latency and throughput measurement for torch models and ONNX Runtime sessions."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+@dataclass
+class Timing:
+    """Batch-1 latency percentiles (ms) and batched throughput (examples/s)."""
+
+    latency_ms_p50: float
+    latency_ms_p95: float
+    throughput_per_s: float
+
+
+def time_calls(fn: Callable[[int], object], warmup: int, repeats: int) -> np.ndarray:
+    """Call ``fn(i)`` ``warmup`` then ``repeats`` times; return the timed seconds."""
+    for i in range(warmup):
+        fn(i)
+    out = np.empty(repeats)
+    for i in range(repeats):
+        start = time.perf_counter()
+        fn(i)
+        out[i] = time.perf_counter() - start
+    return out
+
+
+def measure(
+    run: Callable[[dict[str, np.ndarray]], object],
+    singles: list[dict[str, np.ndarray]],
+    batch: dict[str, np.ndarray],
+    warmup: int,
+    repeats: int,
+    throughput_batches: int,
+) -> Timing:
+    """Latency over ``singles`` (cycled) and throughput on ``batch``.
+
+    Args:
+        run: runs the model on numpy int64 inputs.
+        singles: batch-1 inputs; call ``i`` uses ``singles[i % len(singles)]``.
+        batch: one padded batch for the throughput measurement.
+    """
+    lat = time_calls(lambda i: run(singles[i % len(singles)]), warmup, repeats)
+    thr = time_calls(lambda i: run(batch), min(warmup, 2), throughput_batches)
+    n = len(next(iter(batch.values())))
+    return Timing(
+        latency_ms_p50=float(np.percentile(lat, 50) * 1e3),
+        latency_ms_p95=float(np.percentile(lat, 95) * 1e3),
+        throughput_per_s=float(n * throughput_batches / thr.sum()),
+    )
+
+
+def torch_runner(model: torch.nn.Module) -> Callable[[dict[str, np.ndarray]], object]:
+    """Wrap a torch model as a ``run(feeds)`` callable under inference mode."""
+    model.eval()
+
+    def run(feeds: dict[str, np.ndarray]) -> object:
+        with torch.inference_mode():
+            return model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits
+
+    return run
+
+
+def torch_latency_ms(
+    model: torch.nn.Module, feeds: list[dict[str, np.ndarray]], warmup: int, repeats: int
+) -> float:
+    """Median batch-1 latency of a torch model in ms."""
+    run = torch_runner(model)
+    return float(np.median(time_calls(lambda i: run(feeds[i % len(feeds)]), warmup, repeats)) * 1e3)
+
+
+def available_providers(wanted: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Which of ``wanted`` (``cpu``/``cuda``/``tensorrt``) really work here.
+
+    A provider counts only if ONNX Runtime lists it *and* a session on a tiny model keeps it
+    (onnxruntime-gpu lists CUDA even where no GPU or CUDA library exists).
+
+    Returns:
+        The usable short names and, for each skipped one, the reason.
+    """
+    import onnxruntime as ort
+
+    listed = ort.get_available_providers()
+    usable, skipped = [], {}
+    for short in wanted:
+        name = PROVIDERS[short]
+        if name not in listed:
+            skipped[short] = f"{name} not in this onnxruntime build ({', '.join(listed)})"
+        elif short != "cpu" and not torch.cuda.is_available():
+            skipped[short] = "no CUDA device visible (torch.cuda.is_available() is False)"
+        else:
+            usable.append(short)
+    for short, why in skipped.items():
+        logger.warning("skipping execution provider %s: %s", short, why)
+    return usable, skipped
+
+
+def ort_session(path: str, provider: str, threads: int = 0):
+    """An ONNX Runtime session pinned to one provider (CPU as fallback for unsupported ops)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    providers = [PROVIDERS[provider]] + (["CPUExecutionProvider"] if provider != "cpu" else [])
+    sess = ort.InferenceSession(path, opts, providers=providers)
+    if PROVIDERS[provider] not in sess.get_providers():
+        raise RuntimeError(f"{PROVIDERS[provider]} could not be enabled for {path}")
+    return sess

