@@ -55,7 +55,9 @@ def read_tsv(path: str | Path) -> Split:
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(reader, None)
         if header != HEADER:
-            raise ValueError(f"{path}: header is {header!r}, expected {HEADER!r} (GLUE SST-2 format)")
+            raise ValueError(
+                f"{path}: header is {header!r}, expected {HEADER!r} (GLUE SST-2 format)"
+            )
         for lineno, row in enumerate(reader, start=2):
             if len(row) != 2 or row[1].strip() not in {"0", "1", "-1"}:
                 raise ValueError(
@@ -172,12 +174,17 @@ def batches(
 ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor, list[int]]]:
     """Yield ``(encoded inputs, labels, indices)`` with dynamic padding.
 
-    ``sort_by_length`` groups similar lengths (fast inference); ``indices`` map each row
-    back to its position in ``split``.
+    ``sort_by_length`` groups similar lengths so little compute goes to padding: fully sorted
+    without ``shuffle``; with it, sorted within random chunks of 50 batches and the batches
+    shuffled (``group_by_length`` of transformers). ``indices`` map each row back to its
+    position in ``split``.
     """
     order = list(range(len(split)))
     if shuffle:
-        random.Random(seed).shuffle(order)
+        rng = random.Random(seed)
+        rng.shuffle(order)
+        if sort_by_length:
+            order = _group_by_length(order, split.sentences, batch_size, rng)
     elif sort_by_length:
         order.sort(key=lambda i: len(split.sentences[i]))
     for start in range(0, len(order), batch_size):
@@ -191,3 +198,16 @@ def batches(
             return_token_type_ids=False,
         )
         yield dict(enc), torch.tensor([split.labels[i] for i in idx]), idx
+
+
+def _group_by_length(
+    order: list[int], sentences: list[str], batch_size: int, rng: random.Random
+) -> list[int]:
+    """Sort shuffled indices by length inside chunks of 50 batches, then shuffle batches."""
+    chunk = 50 * batch_size
+    grouped: list[list[int]] = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: len(sentences[i]))
+        grouped += [part[k : k + batch_size] for k in range(0, len(part), batch_size)]
+    rng.shuffle(grouped)
+    return [i for b in grouped for i in b]

@@ -42,10 +42,10 @@ class Space:
         """Map a point of the unit hypercube to the space (same scales as ``suggest``)."""
         lo, hi = math.log(self.lr[0]), math.log(self.lr[1])
         return {
-            "lr": math.exp(lo + u[0] * (hi - lo)),
+            "lr": float(math.exp(lo + u[0] * (hi - lo))),
             "rank": round(self.rank[0] + u[1] * (self.rank[1] - self.rank[0])),
             "alpha": round(self.alpha[0] + u[2] * (self.alpha[1] - self.alpha[0])),
-            "dropout": self.dropout[0] + u[3] * (self.dropout[1] - self.dropout[0]),
+            "dropout": float(self.dropout[0] + u[3] * (self.dropout[1] - self.dropout[0])),
         }
 
 
@@ -53,7 +53,8 @@ def latin_hypercube(space: Space, n: int, seed: int) -> list[dict[str, float | i
     """``n`` Latin-hypercube points of ``space``."""
     if n == 0:
         return []
-    return [space.from_unit(list(u)) for u in qmc.LatinHypercube(d=4, seed=seed).random(n)]
+    unit = qmc.LatinHypercube(d=4, seed=seed).random(n)  # (n, 4)
+    return [space.from_unit([float(x) for x in u]) for u in unit]
 
 
 def run(

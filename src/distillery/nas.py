@@ -146,8 +146,9 @@ class ProxyTask:
 
         seed_everything(self.seed)
         student = models.build_student(genome, self.teacher, init=self.init_from_teacher)
-        if self.init_from_teacher and genome["hidden_size"] == self.teacher.config.hidden_size:
-            models.freeze_word_embeddings(student)
+        # The proxy ranks encoder shapes: the word-embedding table stays frozen (teacher
+        # init or random), which also removes the costliest optimizer update of a step.
+        models.freeze_word_embeddings(student)
         cfg = training.TrainConfig(
             lr=self.lr, batch_size=self.batch_size, max_length=self.max_length,
             steps=self.steps, seed=self.seed,

@@ -177,7 +177,8 @@ class PrepareParams:
     n_val: int = 500
     """Validation examples carved from train for model selection (stratified)."""
     n_transfer: int = 20000
-    """Extra train sentences, labels dropped, that the teacher labels for distillation (0 = none)."""
+    """Extra train sentences, labels dropped, that the teacher labels for distillation
+    (0 = none)."""
     seed: int = 0
     """Seed of the subsampling."""
 

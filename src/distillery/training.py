@@ -72,7 +72,8 @@ def train(
     bar = tqdm(total=total, desc=desc, disable=desc is None, leave=False)
     while len(losses) < total:
         for enc, labels, idx in batches(
-            split, tokenizer, cfg.batch_size, cfg.max_length, shuffle=True, seed=cfg.seed + epoch
+            split, tokenizer, cfg.batch_size, cfg.max_length, shuffle=True, seed=cfg.seed + epoch,
+            sort_by_length=True,
         ):
             loss = loss_fn(model(**enc).logits, labels, idx)
             loss.backward()

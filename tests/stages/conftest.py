@@ -1,0 +1,48 @@
+"""Fixtures for stage tests: a tiny params.yaml pointing at the tiny teacher and mirror."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tiny_params(teacher_dir: Path, mirror: Path) -> dict:
+    """The repo's params.yaml shrunk to a handful of CPU steps per stage."""
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["fetch"]["mirror"] = str(mirror)
+    p["teacher"] = {"model": str(teacher_dir), "max_length": 16}
+    p["prepare"].update(n_train=120, n_val=40, n_transfer=60)
+    p["nas"].update(population=3, generations=2, elite=1, proxy_steps=2, latency_repeats=2,
+                    search_space={"num_hidden_layers": [1, 2], "hidden_size": [16, 32],
+                                  "num_attention_heads": [2, 4], "intermediate_size": [16, 37]})
+    p["hpo"].update(n_trials=3, n_initial=2, trial_examples=40, trial_epochs=1.0,
+                    final_epochs=1.0, rank=[2, 4], alpha=[4, 8], target_modules=["query", "value"])
+    p["distill"].update(epochs=1.0)
+    p["compress"].update(recovery_steps=2)
+    p["export"].update(int8_max_abs_diff=10.0, int8_min_agreement=0.0)
+    p["benchmark"].update(warmup=1, repeats=3, batch_size=4, throughput_batches=2)
+    return p
+
+
+@pytest.fixture
+def stage_dir(tmp_path, tiny_teacher_dir, tiny_raw_dir, monkeypatch) -> Path:
+    """A working folder with a tiny params.yaml; the cwd for the stage under test."""
+    params = tiny_params(tiny_teacher_dir, tiny_raw_dir)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def load_stage(name: str):
+    """Import ``stages/<name>.py`` as a module (stages are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,71 @@
+"""End to end: ``dvc repro`` of the whole pipeline on tiny params in a temporary repo copy.
+
+Also checks the caching contract: a second ``dvc repro`` does nothing, and changing a
+``benchmark.*`` param reruns only ``benchmark``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .stages.conftest import ROOT, tiny_params
+
+pytestmark = pytest.mark.e2e
+
+STAGES = ["fetch", "prepare", "nas", "hpo", "distill", "compress", "export", "benchmark"]
+
+
+def dvc(*args: str, cwd: Path) -> str:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:"
+           + os.environ["PATH"]}
+    out = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env,
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+    return out.stdout + out.stderr
+
+
+def ran(log: str) -> list[str]:
+    return re.findall(r"Running stage '([a-z_]+)'", log)
+
+
+@pytest.fixture
+def repo(tmp_path, tiny_teacher_dir, tiny_raw_dir) -> Path:
+    work = tmp_path / "repo"
+    work.mkdir()
+    for item in ("dvc.yaml", "stages", "src"):
+        src = ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
+    shutil.copytree(ROOT / ".dvc" / "plots", work / ".dvc" / "plots")
+    (work / ".dvc" / "config").write_text("[core]\n    analytics = false\n    autostage = true\n")
+    (work / "params.yaml").write_text(yaml.safe_dump(tiny_params(tiny_teacher_dir, tiny_raw_dir)))
+    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+    return work
+
+
+def test_dvc_repro_end_to_end(repo):
+    log = dvc("repro", cwd=repo)
+    assert ran(log) == STAGES
+    bench = json.loads((repo / "metrics" / "benchmark.json").read_text())
+    assert {"teacher-torch-fp32", "student-onnx-int8"} <= set(bench)
+    for name in ("prepare", "nas", "hpo", "distill", "compress", "export"):
+        assert (repo / "metrics" / f"{name}.json").is_file()
+    for png in ("nas.png", "hpo.png", "pareto.png"):
+        assert (repo / "plots" / png).stat().st_size > 0
+    assert (repo / "dvc.lock").is_file()
+
+    assert ran(dvc("repro", cwd=repo)) == [], "a second repro must be a no-op"
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["benchmark"]["repeats"] = 4
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    assert ran(dvc("repro", cwd=repo)) == ["benchmark"]

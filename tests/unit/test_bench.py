@@ -1,0 +1,127 @@
+"""Tests of ``distillery.bench``: timing arithmetic, execution providers, ORT sessions.
+
+No assertion depends on how fast this machine is: exact checks use a fake clock.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from distillery import bench
+
+WANTED = ["cpu", "cuda", "tensorrt"]
+
+
+def _feeds(tokenizer, sentences):
+    return tokenizer(sentences, padding=True, return_tensors="np", return_token_type_ids=False)
+
+
+class FakeClock:
+    """``time.perf_counter`` stand-in advanced only by the fake model's ``run``."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.calls: list[int] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def run(self, feeds) -> None:
+        self.calls.append(len(feeds["cost_ms"]))
+        self.now += float(feeds["cost_ms"][0]) / 1e3
+
+
+def test_measure_arithmetic_with_a_fake_clock(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(bench.time, "perf_counter", clock)
+    singles = [{"cost_ms": np.array([1.0])}, {"cost_ms": np.array([3.0])}]
+    batch = {"cost_ms": np.full(8, 10.0)}  # 8 rows, 10 ms per call
+    timing = bench.measure(clock.run, singles, batch, warmup=3, repeats=4, throughput_batches=5)
+    # latencies cycle 1, 3, 1, 3 ms -> median 2, p95 on the linear scale 3
+    assert timing.latency_ms_p50 == pytest.approx(2.0)
+    assert timing.latency_ms_p95 == pytest.approx(3.0)
+    assert timing.throughput_per_s == pytest.approx(8 * 5 / 0.05)  # warm-up calls not counted
+    assert clock.calls == [1] * (3 + 4) + [8] * (2 + 5)  # batch warm-up is min(warmup, 2)
+
+
+def test_measure_on_the_tiny_model(tiny_model, tiny_tokenizer):
+    singles = [dict(_feeds(tiny_tokenizer, [s])) for s in ("a good film", "dull and flat")]
+    batch = dict(_feeds(tiny_tokenizer, ["a good film", "dull", "it is fun ."]))
+    timing = bench.measure(bench.torch_runner(tiny_model), singles, batch, warmup=1, repeats=5,
+                           throughput_batches=2)
+    assert 0 < timing.latency_ms_p50 <= timing.latency_ms_p95
+    assert timing.throughput_per_s > 0
+
+
+def test_torch_runner_and_latency(tiny_model, tiny_tokenizer):
+    feeds = dict(_feeds(tiny_tokenizer, ["a good film", "dull"]))
+    logits = bench.torch_runner(tiny_model)(feeds)
+    assert logits.shape == (2, 2) and not tiny_model.training
+    assert bench.torch_latency_ms(tiny_model, [feeds], warmup=1, repeats=3) > 0
+
+
+def test_time_calls_counts_and_order():
+    seen: list[int] = []
+    out = bench.time_calls(seen.append, warmup=2, repeats=3)
+    assert seen == [0, 1, 0, 1, 2] and out.shape == (3,) and (out >= 0).all()
+
+
+def test_available_providers_always_keeps_cpu():
+    usable, skipped = bench.available_providers(WANTED)
+    assert "cpu" in usable
+    assert set(usable) | set(skipped) == set(WANTED) and not set(usable) & set(skipped)
+    assert all(isinstance(why, str) and why for why in skipped.values())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the reasons on a CPU-only machine")
+def test_available_providers_explains_each_skip_without_a_gpu(caplog):
+    usable, skipped = bench.available_providers(WANTED)
+    assert usable == ["cpu"]
+    assert set(skipped) == {"cuda", "tensorrt"}
+    for short, why in skipped.items():
+        assert "CUDA" in why or bench.PROVIDERS[short] in why, why
+        assert f"skipping execution provider {short}" in caplog.text
+
+
+def test_available_providers_reports_a_missing_build(monkeypatch):
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    usable, skipped = bench.available_providers(WANTED)
+    assert usable == ["cpu"]
+    assert skipped == {
+        short: f"{bench.PROVIDERS[short]} not in this onnxruntime build (CPUExecutionProvider)"
+        for short in ("cuda", "tensorrt")
+    }
+
+
+def test_ort_session_on_cpu(tiny_onnx):
+    _, path = tiny_onnx
+    session = bench.ort_session(str(path), "cpu", threads=1)
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    assert session.get_session_options().intra_op_num_threads == 1
+    ids = np.array([[2, 5, 6, 3]], dtype=np.int64)
+    (logits,) = session.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+    assert logits.shape == (1, 2)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_ort_session_refuses_a_provider_it_cannot_enable(tiny_onnx):
+    _, path = tiny_onnx
+    with pytest.raises(RuntimeError, match="CUDAExecutionProvider could not be enabled"):
+        bench.ort_session(str(path), "cuda")
+
+
+@pytest.mark.gpu
+def test_ort_session_on_cuda_matches_cpu(tiny_onnx):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device (torch.cuda.is_available() is False)")
+    _, path = tiny_onnx
+    session = bench.ort_session(str(path), "cuda")
+    assert session.get_providers()[0] == "CUDAExecutionProvider"
+    ids = np.array([[2, 5, 6, 7, 3], [2, 8, 3, 0, 0]], dtype=np.int64)
+    feeds = {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int64)}
+    (gpu,) = session.run(["logits"], feeds)
+    (cpu,) = bench.ort_session(str(path), "cpu").run(["logits"], feeds)
+    np.testing.assert_allclose(gpu, cpu, atol=1e-3)

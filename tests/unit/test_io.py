@@ -1,0 +1,123 @@
+"""Tests of ``distillery.io``: atomic writes, JSON / CSV helpers, seeding and the timer."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from distillery import io
+
+
+class Boom(Exception):
+    """Raised inside a ``with atomic_path(...)`` body to simulate a crash."""
+
+
+def _write_old(path, kind: str) -> None:
+    if kind == "file":
+        path.write_text("old")
+    elif kind == "folder":
+        path.mkdir()
+        (path / "a.txt").write_text("old")
+
+
+@pytest.mark.parametrize("existing", ["nothing", "file", "folder"])
+def test_atomic_path_keeps_old_and_leaves_no_debris_when_body_raises(tmp_path, existing):
+    target = tmp_path / "out"
+    _write_old(target, existing)
+    with pytest.raises(Boom), io.atomic_path(target) as tmp:
+        assert tmp.parent.parent == tmp_path and tmp.name == "out"
+        tmp.write_text("half-written")
+        raise Boom
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if existing == "nothing" else ["out"])
+    if existing == "file":
+        assert target.read_text() == "old"
+    if existing == "folder":
+        assert [p.name for p in target.iterdir()] == ["a.txt"]
+        assert (target / "a.txt").read_text() == "old"
+
+
+@pytest.mark.parametrize("existing", ["nothing", "file", "folder"])
+def test_atomic_path_replaces_file_on_success(tmp_path, existing):
+    target = tmp_path / "out"
+    _write_old(target, existing)
+    with io.atomic_path(target) as tmp:
+        tmp.write_text("new")
+        if existing == "file":
+            assert target.read_text() == "old"  # readers see the old file until the end
+    assert target.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_atomic_path_replaces_a_folder_whole(tmp_path):
+    target = tmp_path / "model"
+    _write_old(target, "folder")
+    with io.atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "b.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["b.txt"]  # the stale a.txt is gone
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_atomic_path_creates_parent_folders(tmp_path):
+    target = tmp_path / "x" / "y" / "out.txt"
+    with io.atomic_path(target) as tmp:
+        tmp.write_text("ok")
+    assert target.read_text() == "ok"
+
+
+def test_write_json_roundtrip_and_pretty(tmp_path):
+    obj = {"b": 1, "a": [1.5, "x", None], "nested": {"ok": True}}
+    path = tmp_path / "m" / "metrics.json"
+    io.write_json(path, obj)
+    text = path.read_text()
+    assert text.endswith("\n")
+    assert text == json.dumps(obj, indent=2) + "\n"  # key order kept, indented
+    assert io.read_json(path) == obj
+
+
+def test_write_csv_header_from_first_row(tmp_path):
+    rows = [{"trial": 0, "lr": 0.1, "score": 0.5}, {"trial": 1, "lr": 0.01, "score": 0.75}]
+    path = tmp_path / "plots" / "h.csv"
+    io.write_csv(path, rows)
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == ["trial", "lr", "score"]
+        assert list(reader) == [{k: str(v) for k, v in r.items()} for r in rows]
+
+
+def test_write_csv_refuses_empty_table(tmp_path):
+    with pytest.raises(ValueError, match="empty table"):
+        io.write_csv(tmp_path / "h.csv", [])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_json_missing_file_says_how_to_fix(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        io.read_json(tmp_path / "metrics" / "nas.json")
+    assert "nas.json" in str(err.value)
+    assert "dvc repro" in str(err.value)
+
+
+def test_seed_everything_makes_draws_repeatable():
+    def draw():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    io.seed_everything(123)
+    first = draw()
+    io.seed_everything(123)
+    assert draw() == first
+    io.seed_everything(124)
+    assert draw() != first
+
+
+def test_timer_reports_elapsed_seconds(monkeypatch):
+    ticks = iter([10.0, 12.5])
+    monkeypatch.setattr(io.time, "perf_counter", lambda: next(ticks))
+    with io.Timer() as t:
+        pass
+    assert t.seconds == 2.5

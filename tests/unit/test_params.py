@@ -1,0 +1,238 @@
+"""Tests of ``distillery.params``: typed sections of ``params.yaml`` and their validation.
+
+Every bad value must stop a stage with one ``ValueError`` that names the ``section.key``, the
+value given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from distillery.params import (
+    BenchmarkParams,
+    CompressParams,
+    DistillParams,
+    ExportParams,
+    FetchParams,
+    HpoParams,
+    NasParams,
+    PrepareParams,
+    SearchSpace,
+    TeacherParams,
+    load_section,
+    parse_section,
+)
+
+REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
+
+SECTIONS = [
+    ("fetch", FetchParams),
+    ("teacher", TeacherParams),
+    ("prepare", PrepareParams),
+    ("nas", NasParams),
+    ("hpo", HpoParams),
+    ("distill", DistillParams),
+    ("compress", CompressParams),
+    ("export", ExportParams),
+    ("benchmark", BenchmarkParams),
+]
+SECTION_IDS = [name for name, _ in SECTIONS]
+
+
+def _error(cls, raw, name: str) -> str:
+    with pytest.raises(ValueError) as err:
+        parse_section(cls, raw, name)
+    return str(err.value)
+
+
+def _problems(message: str) -> list[str]:
+    """The bullet lines of a ``parse_section`` error."""
+    return [line[4:] for line in message.splitlines() if line.startswith("  - ")]
+
+
+# --------------------------------------------------------------------------- valid input
+
+
+@pytest.mark.parametrize(("name", "cls"), SECTIONS, ids=SECTION_IDS)
+def test_defaults_are_valid(name, cls):
+    assert cls().check() == []
+    assert parse_section(cls, {}, name) == cls()
+    assert parse_section(cls, None, name) == cls()  # an empty section in YAML is None
+
+
+@pytest.mark.parametrize(("name", "cls"), SECTIONS, ids=SECTION_IDS)
+def test_repo_params_yaml_loads_every_section(name, cls):
+    raw = yaml.safe_load(REPO_PARAMS.read_text())[name]
+    obj = load_section(REPO_PARAMS, name, cls)
+    assert isinstance(obj, cls)
+    as_dict = dataclasses.asdict(obj)
+    for key, value in raw.items():  # every value written in params.yaml is the one loaded
+        assert as_dict[key] == value, key
+
+
+def test_nested_search_space_is_built_as_a_dataclass():
+    obj = parse_section(NasParams, {"search_space": {"hidden_size": [64]}}, "nas")
+    assert isinstance(obj.search_space, SearchSpace)
+    assert obj.search_space.hidden_size == [64]
+    assert obj.search_space.num_attention_heads == SearchSpace().num_attention_heads
+
+
+def test_int_is_accepted_and_converted_for_a_float_key():
+    obj = parse_section(DistillParams, {"epochs": 3, "alpha": 1}, "distill")
+    assert obj.epochs == 3.0 and isinstance(obj.epochs, float)
+    assert obj.alpha == 1.0 and isinstance(obj.alpha, float)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_unknown_key_names_section_key_and_lists_allowed_keys():
+    message = _error(NasParams, {"populaton": 8}, "nas")
+    assert "invalid params.yaml section 'nas'" in message
+    (problem,) = _problems(message)
+    assert problem.startswith("nas.populaton: unknown key (value 8)")
+    allowed = sorted(f.name for f in dataclasses.fields(NasParams))
+    assert problem.endswith("allowed keys: " + ", ".join(allowed))
+
+
+BAD_VALUES = [
+    # (class, section, raw, fragments that the single problem line must contain)
+    (NasParams, "nas", {"population": "8"}, ["nas.population", "'8'", "expected int"]),
+    (NasParams, "nas", {"population": True}, ["nas.population", "True", "expected int"]),
+    (NasParams, "nas", {"generations": 0}, ["nas.generations", "got 0", "positive"]),
+    (NasParams, "nas", {"strategy": "grid"},
+     ["nas.strategy", "'grid'", "one of 'evolution', 'random'"]),
+    (NasParams, "nas", {"mutation_rate": 1.5}, ["nas.mutation_rate", "1.5", "[0.0, 1.0]"]),
+    (NasParams, "nas", {"elite": 8}, ["nas.elite", "got 8", "0 <= elite < population"]),
+    (NasParams, "nas", {"init_from_teacher": "yes"},
+     ["nas.init_from_teacher", "'yes'", "expected bool"]),
+    (TeacherParams, "teacher", {"max_length": -3}, ["teacher.max_length", "-3", "positive"]),
+    (TeacherParams, "teacher", {"model": ""}, ["teacher.model", "must not be empty"]),
+    (FetchParams, "fetch", {"hub_dataset": ""}, ["fetch.hub_dataset", "must not be empty"]),
+    (PrepareParams, "prepare", {"n_train": 0}, ["prepare.n_train", "got 0", "positive"]),
+    (PrepareParams, "prepare", {"n_transfer": -5}, ["prepare.n_transfer", "-5", ">= 0"]),
+    (HpoParams, "hpo", {"sampler": "tpe"}, ["hpo.sampler", "'tpe'", "one of 'gp', 'random'"]),
+    (HpoParams, "hpo", {"n_initial": 20}, ["hpo.n_initial", "20", "n_initial <= n_trials"]),
+    (HpoParams, "hpo", {"lr": "1e-4"}, ["hpo.lr", "'1e-4'", "a list of float"]),
+    (HpoParams, "hpo", {"lr": [0.01, 0.001]}, ["hpo.lr", "[0.01, 0.001]", "low <= high"]),
+    (HpoParams, "hpo", {"lr": [0.0, 0.001]}, ["hpo.lr", "[0.0, 0.001]", "> 0"]),
+    (HpoParams, "hpo", {"rank": [0, 8]}, ["hpo.rank", "[0, 8]", "ranks start at 1"]),
+    (HpoParams, "hpo", {"dropout": [0.1]}, ["hpo.dropout", "[0.1]", "[low, high]"]),
+    (DistillParams, "distill", {"alpha": 1.5}, ["distill.alpha", "1.5", "[0.0, 1.0]"]),
+    (DistillParams, "distill", {"temperature": 0}, ["distill.temperature", "0.0", "positive"]),
+    (CompressParams, "compress", {"sparsity": 1.0}, ["compress.sparsity", "1.0", "[0.0, 0.99]"]),
+    (CompressParams, "compress", {"recovery_steps": -1},
+     ["compress.recovery_steps", "-1", ">= 0"]),
+    (ExportParams, "export", {"opset": 12}, ["export.opset", "12", "[14, 23]"]),
+    (ExportParams, "export", {"int8_min_agreement": 2},
+     ["export.int8_min_agreement", "2.0", "[0.0, 1.0]"]),
+    (BenchmarkParams, "benchmark", {"providers": ["cuda"]},
+     ["benchmark.providers", "['cuda']", "'cpu' is always required"]),
+    (BenchmarkParams, "benchmark", {"providers": ["cpu", "rocm"]},
+     ["benchmark.providers", "'rocm'", "one of 'cpu', 'cuda', 'tensorrt'"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "raw", "fragments"), BAD_VALUES,
+    ids=[f"{name}-{next(iter(raw))}={raw[next(iter(raw))]!r}" for _, name, raw, _ in BAD_VALUES],
+)
+def test_bad_value_names_key_value_and_what_is_allowed(cls, name, raw, fragments):
+    (problem,) = _problems(_error(cls, raw, name))
+    for fragment in fragments:
+        assert fragment in problem
+
+
+def test_section_that_is_not_a_mapping():
+    (problem,) = _problems(_error(NasParams, [1, 2], "nas"))
+    assert problem == "nas: got [1, 2], expected a mapping"
+
+
+@pytest.mark.parametrize(
+    ("raw", "keys"),
+    [
+        ({"populaton": 1, "strategy": "grid", "lr": "fast"},
+         ["nas.populaton", "nas.strategy", "nas.lr"]),
+        ({"population": 0, "mutation_rate": 2.0, "lr": -1},
+         ["nas.population", "nas.mutation_rate", "nas.lr"]),
+    ],
+    ids=["unknown-and-types", "ranges"],
+)
+def test_several_problems_are_reported_together(raw, keys):
+    problems = _problems(_error(NasParams, raw, "nas"))
+    for key in keys:
+        assert sum(p.startswith(key + ":") for p in problems) == 1, (key, problems)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="library bug: _build skips check() when any other problem (even an unknown key) "
+    "was found in the section, so out-of-range values are not reported with it",
+)
+def test_unknown_key_and_out_of_range_value_are_reported_together():
+    problems = _problems(_error(NasParams, {"populaton": 8, "mutation_rate": 2.0}, "nas"))
+    assert any(p.startswith("nas.populaton:") for p in problems)
+    assert any(p.startswith("nas.mutation_rate:") for p in problems)
+
+
+SEARCH_SPACE_ERRORS = [
+    ({"depth": [1, 2]},
+     ["nas.search_space.depth: unknown key",
+      "allowed keys: hidden_size, intermediate_size, num_attention_heads, num_hidden_layers"]),
+    ({"hidden_size": [30], "num_attention_heads": [4]},
+     ["nas.search_space.hidden_size/num_attention_heads", "[30] x [4]"]),
+    ({"num_hidden_layers": []},
+     ["nas.search_space.num_hidden_layers", "[]", "non-empty list of positive ints"]),
+    ({"hidden_size": [64, -32]},
+     ["nas.search_space.hidden_size", "[64, -32]", "non-empty list of positive ints"]),
+    ({"hidden_size": "big"}, ["nas.search_space.hidden_size", "'big'", "a list of int"]),
+    ({"hidden_size": [64.0]}, ["nas.search_space.hidden_size", "[64.0]", "a list of int"]),
+]
+
+
+@pytest.mark.parametrize(("space", "fragments"), SEARCH_SPACE_ERRORS,
+                         ids=[next(iter(s)) + str(i) for i, (s, _) in
+                              enumerate(SEARCH_SPACE_ERRORS)])
+def test_nested_search_space_validation(space, fragments):
+    (problem,) = _problems(_error(NasParams, {"search_space": space}, "nas"))
+    for fragment in fragments:
+        assert fragment in problem
+
+
+def test_search_space_that_is_not_a_mapping():
+    (problem,) = _problems(_error(NasParams, {"search_space": [1, 2]}, "nas"))
+    assert problem.startswith("nas.search_space: got [1, 2], expected a mapping with keys")
+
+
+def test_search_space_check_from_python():
+    bad = NasParams(search_space=SearchSpace(hidden_size=[30], num_attention_heads=[4]))
+    assert [p.split(":")[0] for p in bad.check()] == [
+        "search_space.hidden_size/num_attention_heads"
+    ]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_load_section_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="params file"):
+        load_section(tmp_path / "params.yaml", "nas", NasParams)
+
+
+def test_load_section_missing_section(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("fetch:\n  mirror: x\n")
+    with pytest.raises(ValueError, match=r"no 'nas' section \(sections: fetch\)"):
+        load_section(path, "nas", NasParams)
+
+
+def test_load_section_reads_a_small_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("compress:\n  sparsity: 0.5\n  recovery_steps: 0\n")
+    assert load_section(path, "compress", CompressParams) == CompressParams(
+        sparsity=0.5, recovery_steps=0
+    )

@@ -1,0 +1,32 @@
+"""Smoke tests of ``distillery.plots``: each figure is written as a PNG file."""
+
+from __future__ import annotations
+
+import pytest
+
+from distillery import plots
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+NAS_ROWS = [{"generation": g, "n_params": 1e6 * (g + 1), "accuracy": 0.6 + 0.1 * g}
+            for g in range(3)]
+HPO_ROWS = [{"trial": i, "score": s, "best_so_far": b}
+            for i, (s, b) in enumerate([(0.5, 0.5), (0.7, 0.7), (0.6, 0.7), (0.8, 0.8)])]
+PARETO_ROWS = [{"variant": v, "latency_ms_p50": lat, "accuracy": acc, "size_mb": mb}
+               for v, lat, acc, mb in [("teacher", 9.0, 0.9, 90), ("int8", 1.5, 0.85, 8)]]
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda path: plots.nas_scatter(NAS_ROWS, path, NAS_ROWS[-1]),
+        lambda path: plots.hpo_trials(HPO_ROWS, path, n_initial=2),
+        lambda path: plots.pareto(PARETO_ROWS, path),
+    ],
+    ids=["nas_scatter", "hpo_trials", "pareto"],
+)
+def test_plot_writes_a_png(tmp_path, draw):
+    path = tmp_path / "plots" / "figure.png"
+    draw(path)
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    assert [p.name for p in path.parent.iterdir()] == ["figure.png"]
