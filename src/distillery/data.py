@@ -73,12 +73,11 @@ def read_tsv(path: str | Path) -> Split:
 def write_tsv(path: str | Path, split: Split) -> None:
     """Write ``split`` in the same GLUE format, atomically."""
     with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar=None)
-        writer.writerow(HEADER)
+        f.write("\t".join(HEADER) + "\n")
         for s, y in zip(split.sentences, split.labels, strict=True):
-            if "\t" in s or "\n" in s:
+            if "\t" in s or "\n" in s or "\r" in s:
                 raise ValueError(f"sentence contains a tab or newline: {s!r}")
-            writer.writerow([s, y])
+            f.write(f"{s}\t{y}\n")  # no quoting, as in GLUE
 
 
 def fetch_sst2(out_dir: str | Path, mirror: str | Path, hub_dataset: str) -> str:

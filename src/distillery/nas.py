@@ -50,12 +50,17 @@ def mutate(genome: Genome, space: dict[str, list[int]], rate: float, rng: random
     for g in GENES:
         if rng.random() < rate:
             child[g] = rng.choice(space[g])
-    if child == genome:
-        movable = [g for g in GENES if len(space[g]) > 1]
-        if movable:
-            g = rng.choice(movable)
-            child[g] = rng.choice([v for v in space[g] if v != genome[g]])
-    return repair_genome(child, space)
+    child = repair_genome(child, space)
+    if child != genome:
+        return child
+    # Force one change that survives repair (repair can undo a head-count change).
+    options = [(g, v) for g in GENES for v in space[g] if v != genome[g]]
+    rng.shuffle(options)
+    for g, v in options:
+        forced = repair_genome({**genome, g: v}, space)
+        if forced != genome:
+            return forced
+    return child  # a space with a single valid genome
 
 
 def search(

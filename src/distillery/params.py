@@ -93,8 +93,12 @@ def _build(cls: type[T], raw: Any, prefix: str, problems: list[str]) -> T | None
         kwargs[f.name] = value
     obj = cls(**kwargs)
     check = getattr(obj, "check", None)
-    if check is not None and not any(p.startswith(prefix + ".") for p in problems):
-        problems.extend(f"{prefix}.{p}" for p in check())
+    if check is not None:
+        # Fields that already failed hold their defaults: skip what check() says of them.
+        bad = {p.split(":")[0] for p in problems}
+        problems.extend(
+            f"{prefix}.{p}" for p in check() if f"{prefix}.{p.split(':')[0]}" not in bad
+        )
     return obj
 
 

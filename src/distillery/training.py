@@ -60,6 +60,8 @@ def train(
     Returns:
         The loss of every step.
     """
+    if len(split) == 0:
+        raise ValueError("cannot train on an empty split")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters")

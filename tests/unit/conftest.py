@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config  # tests/conftest.py (tests/ is on sys.path)
 from transformers import BertForSequenceClassification
 
 from distillery import models, onnx_export
+from tests.conftest import tiny_config
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,10 +9,10 @@ import sys
 import types
 
 import pytest
-from conftest import make_sentences
 
 from distillery import data
 from distillery.data import Split, read_tsv, write_tsv
+from tests.conftest import make_sentences
 
 GLUE_LIKE = (
     "sentence\tlabel\n"
@@ -99,19 +99,20 @@ def test_write_read_roundtrip(tmp_path):
     assert read_tsv(path) == split
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: write_tsv uses csv QUOTE_NONE without an escapechar (and with the "
-    "default quotechar '\"'), so any sentence containing '\"' raises _csv.Error "
-    "'need to escape, but no escapechar set'",
-)
 def test_write_read_roundtrip_with_double_quotes(tmp_path):
     split = Split(['the "best" film', '"quoted from the start', "ends with a quote\""], [1, 0, 1])
     write_tsv(tmp_path / "train.tsv", split)
     assert read_tsv(tmp_path / "train.tsv") == split
 
 
-@pytest.mark.parametrize("bad", ["a\ttab", "a\nnewline"], ids=["tab", "newline"])
+def test_write_tsv_writes_glue_bytes(tmp_path):
+    write_tsv(tmp_path / "dev.tsv", Split(['a "quoted" word', "it 's fun ."], [1, 0]))
+    assert (tmp_path / "dev.tsv").read_bytes() == (
+        b'sentence\tlabel\na "quoted" word\t1\nit \'s fun .\t0\n')  # no quoting, LF endings
+
+
+@pytest.mark.parametrize("bad", ["a\ttab", "a\nnewline", "a\rreturn"],
+                         ids=["tab", "newline", "carriage-return"])
 def test_write_tsv_rejects_tabs_and_newlines_and_writes_nothing(tmp_path, bad):
     path = tmp_path / "train.tsv"
     with pytest.raises(ValueError, match="tab or newline"):

@@ -7,9 +7,9 @@ import types
 import numpy as np
 import pytest
 import torch
-from conftest import POSITIVE, make_sentences
 
 from distillery import evaluate
+from tests.conftest import POSITIVE, make_sentences
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config
 from transformers import BertForSequenceClassification
 
 from distillery import models
 from distillery.models import GENES
+from tests.conftest import tiny_config
 
 # hidden 50 is divided by none of the head counts; 30 only by 6; 64 by 4 only; 96 by all
 SPACE = {

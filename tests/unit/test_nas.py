@@ -11,10 +11,10 @@ import random
 from collections import Counter
 
 import pytest
-from conftest import make_sentences
 
 from distillery import models, nas
 from distillery.models import GENES
+from tests.conftest import make_sentences
 
 DEFAULT_SPACE = {  # the shape of params.yaml's nas.search_space (256 is divided by 4 only)
     "num_hidden_layers": [1, 2, 3, 4],
@@ -92,12 +92,7 @@ def test_mutate_is_always_valid(rate):
     [
         ALL_VALID_SPACE,
         dict(ALL_VALID_SPACE, num_hidden_layers=[1], hidden_size=[64], intermediate_size=[37]),
-        pytest.param(DEFAULT_SPACE, marks=pytest.mark.xfail(
-            strict=True,
-            reason="library bug: mutate() forces a gene to change *before* repair_genome; when "
-            "the forced change is an invalid head count (e.g. 256 hidden, heads 4 -> 6), "
-            "repair_genome moves it back, so the child equals its parent",
-        )),
+        DEFAULT_SPACE,
     ],
     ids=["all-valid", "only-heads-movable", "default"],
 )

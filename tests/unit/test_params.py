@@ -168,11 +168,6 @@ def test_several_problems_are_reported_together(raw, keys):
         assert sum(p.startswith(key + ":") for p in problems) == 1, (key, problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: _build skips check() when any other problem (even an unknown key) "
-    "was found in the section, so out-of-range values are not reported with it",
-)
 def test_unknown_key_and_out_of_range_value_are_reported_together():
     problems = _problems(_error(NasParams, {"populaton": 8, "mutation_rate": 2.0}, "nas"))
     assert any(p.startswith("nas.populaton:") for p in problems)

@@ -6,9 +6,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import make_sentences
 
 from distillery import bench, evaluate, onnx_export, quantize
+from tests.conftest import make_sentences
 
 
 @pytest.fixture(scope="module")
