@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = [c.row() for c in history]
     write_csv(args.history, rows)
     plots.nas_scatter(rows, args.png, winner.row())
-    write_json(args.out, {"genome": winner.genome, "fitness": winner.fitness, **winner.info})
+    # Only deterministic fields: a rerun with the same seed must not invalidate `distill`.
+    write_json(args.out, {"genome": winner.genome, "fitness": winner.fitness,
+                          "accuracy": winner.info["accuracy"],
+                          "n_params": winner.info["n_params"]})
     write_json(args.metrics, {
         **{f"best_{k}": v for k, v in winner.genome.items()},
         "best_accuracy": winner.info["accuracy"], "best_n_params": winner.info["n_params"],

@@ -1,7 +1,7 @@
 """End to end: ``dvc repro`` of the whole pipeline on tiny params in a temporary repo copy.
 
 Also checks the caching contract: a second ``dvc repro`` does nothing, and changing a
-``benchmark.*`` param reruns only ``benchmark``.
+``benchmark.*`` param reruns only ``benchmark`` (and ``report``, which summarises it).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from .stages.conftest import ROOT, tiny_params
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["fetch", "prepare", "nas", "hpo", "distill", "compress", "export", "benchmark"]
+STAGES = ["fetch", "prepare", "nas", "hpo", "distill", "compress", "export", "benchmark",
+          "report"]
 
 
 def dvc(*args: str, cwd: Path) -> str:
@@ -57,7 +58,8 @@ def test_dvc_repro_end_to_end(repo):
     assert ran(log) == STAGES
     bench = json.loads((repo / "metrics" / "benchmark.json").read_text())
     assert {"teacher-torch-fp32", "student-onnx-int8"} <= set(bench)
-    for name in ("prepare", "nas", "hpo", "distill", "compress", "export"):
+    assert (repo / "reports" / "results.md").read_text().count("| student-onnx-int8 |") == 1
+    for name in ("prepare", "nas", "hpo", "distill", "compress", "export", "report"):
         assert (repo / "metrics" / f"{name}.json").is_file()
     for png in ("nas.png", "hpo.png", "pareto.png"):
         assert (repo / "plots" / png).stat().st_size > 0
@@ -68,4 +70,4 @@ def test_dvc_repro_end_to_end(repo):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["benchmark"]["repeats"] = 4
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
-    assert ran(dvc("repro", cwd=repo)) == ["benchmark"]
+    assert ran(dvc("repro", cwd=repo)) == ["benchmark", "report"]

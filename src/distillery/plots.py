@@ -28,7 +28,8 @@ def nas_scatter(rows: list[dict[str, Any]], path: str | Path, best: dict[str, An
     )
     ax.scatter([best["n_params"] / 1e6], [best["accuracy"]], s=180, facecolor="none",
                edgecolor="red", linewidth=1.5, label="selected")
-    fig.colorbar(sc, ax=ax, label="generation")
+    fig.colorbar(sc, ax=ax, label="generation",
+                 ticks=sorted({r["generation"] for r in rows}))
     ax.set(xlabel="parameters (M)", ylabel="proxy validation accuracy",
            title="NAS: every candidate")
     ax.legend(loc="lower right")

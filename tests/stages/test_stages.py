@@ -89,6 +89,13 @@ def test_pipeline_stages_in_order(stage_dir):
     assert m["student-onnx-int8"]["size_mb"] < m["student-onnx-fp32"]["size_mb"]
     assert "cuda" in m["skipped_providers"] or "student-onnx-int8@cuda" in m
 
+    load_stage("report").main(["--metrics-dir", "m", "--out", "reports/results.md",
+                               "--metrics", "m/report.json"])
+    m = metrics("m/report.json")
+    assert m["targets_total"] == 4 and 0 <= m["targets_met"] <= 4
+    text = Path("reports/results.md").read_text()
+    assert "## Targets" in text and "| student-onnx-int8 |" in text
+
 
 def test_export_fails_past_tolerance(stage_dir, tiny_teacher_dir):
     """A tolerance no real model meets stops the stage and leaves no output folder."""
