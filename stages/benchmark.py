@@ -13,7 +13,6 @@ Plots: ``--table`` (CSV, one row per variant) and ``--png`` (Pareto: accuracy vs
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from pathlib import Path
@@ -24,7 +23,7 @@ from tqdm.auto import tqdm
 
 from distillery import bench, evaluate, models, plots
 from distillery.data import read_tsv
-from distillery.io import Timer, setup_logging, write_csv, write_json
+from distillery.io import Timer, stage_args, write_csv, write_json
 from distillery.params import BenchmarkParams, TeacherParams, load_section
 
 logger = logging.getLogger("stages.benchmark")
@@ -47,12 +46,9 @@ def inputs(sentences: list[str], tok, max_length: int, batch_size: int):
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--params", default="params.yaml")
-    for name in ("data", "teacher", "student", "onnx", "metrics", "table", "png"):
-        ap.add_argument(f"--{name}", required=True)
-    args = ap.parse_args(argv)
-    setup_logging()
+    args = stage_args(
+        __doc__, ["data", "teacher", "student", "onnx", "metrics", "table", "png"], argv
+    )
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "benchmark", BenchmarkParams)
     torch.set_num_threads(p.threads or os.cpu_count() or 1)

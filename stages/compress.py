@@ -1,6 +1,9 @@
 """Stage ``compress``: global magnitude pruning of the student, made permanent.
 
-Deps: ``--data``, ``--student``.
+After pruning, an optional recovery fine-tune (mask fixed) distils from the teacher on the
+labelled train split: ``kd_alpha * CE + (1 - kd_alpha) * T^2 * KL``.
+
+Deps: ``--data``, ``--student``, ``--teacher``.
 Params: ``teacher.max_length``, ``compress.*``.
 Outs: ``--out`` (pruned student, ``save_pretrained`` folder with tokenizer).
 Metrics: ``--metrics``: target and achieved sparsity, dev accuracy before/after, duration.
@@ -8,25 +11,19 @@ Metrics: ``--metrics``: target and achieved sparsity, dev accuracy before/after,
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
-from distillery import evaluate, models, prune, training
+from distillery import distill, evaluate, models, prune, training
 from distillery.data import read_tsv
-from distillery.io import Timer, atomic_path, seed_everything, setup_logging, write_json
+from distillery.io import Timer, atomic_path, seed_everything, stage_args, write_json
 from distillery.params import CompressParams, TeacherParams, load_section
 
 logger = logging.getLogger("stages.compress")
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--params", default="params.yaml")
-    for name in ("data", "student", "out", "metrics"):
-        ap.add_argument(f"--{name}", required=True)
-    args = ap.parse_args(argv)
-    setup_logging()
+    args = stage_args(__doc__, ["data", "student", "teacher", "out", "metrics"], argv)
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "compress", CompressParams)
     seed_everything(p.seed)
@@ -39,11 +36,14 @@ def main(argv: list[str] | None = None) -> None:
         prune.apply_global_magnitude(model, p.sparsity)
         pruned_acc = evaluate.evaluate(model, dev, tok, tp.max_length)
         if p.recovery_steps:
+            teacher = models.load_classifier(args.teacher)
+            t_logits = evaluate.predict_logits(teacher, train, tok, tp.max_length, 128)
             models.freeze_word_embeddings(model)
             cfg = training.TrainConfig(lr=p.lr, batch_size=p.batch_size,
                                        max_length=tp.max_length, steps=p.recovery_steps,
                                        seed=p.seed)
-            training.train(model, train, tok, cfg, desc="recovery")
+            loss = distill.kd_loss_fn(t_logits, p.kd_alpha, p.kd_temperature)
+            training.train(model, train, tok, cfg, loss, desc="recovery")
         prune.make_permanent(model)
     after = evaluate.evaluate(model, dev, tok, tp.max_length)
     with atomic_path(args.out) as tmp:

@@ -13,7 +13,6 @@ parameter counts, duration.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -21,19 +20,14 @@ import numpy as np
 
 from distillery import distill, evaluate, models, training
 from distillery.data import Split, read_tsv
-from distillery.io import Timer, atomic_path, read_json, seed_everything, setup_logging, write_json
+from distillery.io import Timer, atomic_path, read_json, seed_everything, stage_args, write_json
 from distillery.params import DistillParams, TeacherParams, load_section
 
 logger = logging.getLogger("stages.distill")
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--params", default="params.yaml")
-    for name in ("data", "arch", "teacher", "out", "metrics"):
-        ap.add_argument(f"--{name}", required=True)
-    args = ap.parse_args(argv)
-    setup_logging()
+    args = stage_args(__doc__, ["data", "arch", "teacher", "out", "metrics"], argv)
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "distill", DistillParams)
     genome = read_json(args.arch)["genome"]

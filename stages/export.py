@@ -13,25 +13,19 @@ Metrics: ``--metrics``: per file max |Δlogit|, argmax agreement and size; durat
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
 from distillery import bench, evaluate, models, onnx_export, quantize
 from distillery.data import read_tsv
-from distillery.io import Timer, atomic_path, setup_logging, write_json
+from distillery.io import Timer, atomic_path, stage_args, write_json
 from distillery.params import ExportParams, TeacherParams, load_section
 
 logger = logging.getLogger("stages.export")
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--params", default="params.yaml")
-    for name in ("data", "teacher", "student", "pruned", "out", "metrics"):
-        ap.add_argument(f"--{name}", required=True)
-    args = ap.parse_args(argv)
-    setup_logging()
+    args = stage_args(__doc__, ["data", "teacher", "student", "pruned", "out", "metrics"], argv)
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "export", ExportParams)
     dev = read_tsv(Path(args.data) / "eval.tsv")

@@ -7,23 +7,17 @@ Metrics: ``--metrics`` (where the data came from, row counts).
 
 from __future__ import annotations
 
-import argparse
 import logging
 
 from distillery.data import SPLITS, fetch_sst2, read_tsv
-from distillery.io import setup_logging, write_json
+from distillery.io import stage_args, write_json
 from distillery.params import FetchParams, load_section
 
 logger = logging.getLogger("stages.fetch")
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--metrics", required=True)
-    args = ap.parse_args(argv)
-    setup_logging()
+    args = stage_args(__doc__, ["out", "metrics"], argv)
     p = load_section(args.params, "fetch", FetchParams)
     source = fetch_sst2(args.out, p.mirror, p.hub_dataset)
     rows = {f"{s}_rows": len(read_tsv(f"{args.out}/{s}.tsv")) for s in SPLITS}

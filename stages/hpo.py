@@ -14,13 +14,12 @@ Metrics: ``--metrics``: best hyperparameters, best trial score, teacher val/dev 
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
 from distillery import evaluate, hpo, lora, models, plots, training
 from distillery.data import Split, read_tsv
-from distillery.io import Timer, atomic_path, seed_everything, setup_logging, write_csv, write_json
+from distillery.io import Timer, atomic_path, seed_everything, stage_args, write_csv, write_json
 from distillery.params import HpoParams, TeacherParams, load_section
 
 logger = logging.getLogger("stages.hpo")
@@ -39,12 +38,7 @@ def fine_tune(
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--params", default="params.yaml")
-    for name in ("data", "out", "history", "png", "metrics"):
-        ap.add_argument(f"--{name}", required=True)
-    args = ap.parse_args(argv)
-    setup_logging()
+    args = stage_args(__doc__, ["data", "out", "history", "png", "metrics"], argv)
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "hpo", HpoParams)
     data = Path(args.data)

@@ -9,7 +9,6 @@ Metrics: ``--metrics``: best genome, its proxy accuracy / params / latency, dura
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 from pathlib import Path
@@ -18,19 +17,14 @@ from tqdm.auto import tqdm
 
 from distillery import models, nas, plots
 from distillery.data import read_tsv
-from distillery.io import Timer, seed_everything, setup_logging, write_csv, write_json
+from distillery.io import Timer, seed_everything, stage_args, write_csv, write_json
 from distillery.params import NasParams, TeacherParams, load_section
 
 logger = logging.getLogger("stages.nas")
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--params", default="params.yaml")
-    for name in ("data", "out", "history", "png", "metrics"):
-        ap.add_argument(f"--{name}", required=True)
-    args = ap.parse_args(argv)
-    setup_logging()
+    args = stage_args(__doc__, ["data", "out", "history", "png", "metrics"], argv)
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "nas", NasParams)
     seed_everything(p.seed)

@@ -10,25 +10,18 @@ Metrics: ``--metrics``: counts and positive-label fraction per split, duration.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
 from distillery.data import label_balance, make_splits, read_tsv, write_tsv
-from distillery.io import Timer, atomic_path, setup_logging, write_json
+from distillery.io import Timer, atomic_path, stage_args, write_json
 from distillery.params import PrepareParams, load_section
 
 logger = logging.getLogger("stages.prepare")
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--raw", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--metrics", required=True)
-    args = ap.parse_args(argv)
-    setup_logging()
+    args = stage_args(__doc__, ["raw", "out", "metrics"], argv)
     p = load_section(args.params, "prepare", PrepareParams)
     with Timer() as timer:
         train = read_tsv(Path(args.raw) / "train.tsv")

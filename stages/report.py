@@ -7,23 +7,18 @@ Metrics: ``--metrics``: each target's measured value and whether it is met.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
 
 from distillery import report
-from distillery.io import atomic_path, setup_logging, write_json
+from distillery.io import atomic_path, stage_args, write_json
 
 logger = logging.getLogger("stages.report")
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    for name in ("metrics-dir", "out", "metrics"):
-        ap.add_argument(f"--{name}", required=True)
-    args = ap.parse_args(argv)
-    setup_logging()
+    args = stage_args(__doc__, ["metrics-dir", "out", "metrics"], argv, params=False)
     folder = Path(args.metrics_dir)
     stage_metrics = {
         s: json.loads((folder / f"{s}.json").read_text())

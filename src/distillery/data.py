@@ -102,7 +102,14 @@ def fetch_sst2(out_dir: str | Path, mirror: str | Path, hub_dataset: str) -> str
         logger.info("no SST-2 in %s; downloading %s from the Hugging Face Hub", local, hub_dataset)
         import datasets  # heavy: only when needed
 
-        ds = datasets.load_dataset(hub_dataset)
+        try:
+            ds = datasets.load_dataset(hub_dataset)
+        except Exception as err:
+            raise RuntimeError(
+                f"SST-2 is not in the local mirror ({local}/train.tsv, dev.tsv) and downloading "
+                f"{hub_dataset!r} from the Hugging Face Hub failed ({err}). Point fetch.mirror "
+                "at a folder holding sst2/train.tsv and sst2/dev.tsv, or go online."
+            ) from err
         for s, hub_split in (("train", "train"), ("dev", "validation")):
             rows = ds[hub_split]
             write_tsv(tmp / f"{s}.tsv", Split(list(rows["sentence"]), list(rows["label"])))

@@ -6,6 +6,7 @@ temporary sibling first and is moved into place with ``os.replace`` (atomic on P
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import json
@@ -29,6 +30,27 @@ def setup_logging(level: int = logging.INFO) -> None:
     )
     for noisy in ("transformers", "onnxscript", "torch.onnx", "optuna", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def stage_args(
+    doc: str | None, paths: Sequence[str], argv: list[str] | None, params: bool = True
+) -> argparse.Namespace:
+    """Parse a stage's command line (every path comes from ``dvc.yaml``) and set up logging.
+
+    Args:
+        doc: the stage's docstring, shown by ``--help``.
+        paths: required ``--<name>`` path arguments (dashes become underscores).
+        argv: arguments (``None``: ``sys.argv``).
+        params: whether the stage takes ``--params`` (default ``params.yaml``).
+    """
+    ap = argparse.ArgumentParser(description=doc)
+    if params:
+        ap.add_argument("--params", default="params.yaml")
+    for name in paths:
+        ap.add_argument(f"--{name}", required=True)
+    args = ap.parse_args(argv)
+    setup_logging()
+    return args
 
 
 def seed_everything(seed: int) -> None:

@@ -322,12 +322,16 @@ class CompressParams:
     """Fraction of encoder linear weights set to zero (embeddings are not pruned)."""
     recovery_steps: int = 200
     """Fine-tuning steps with the mask fixed after pruning (0 = none)."""
+    kd_alpha: float = 0.5
+    """Recovery loss: kd_alpha * CE + (1 - kd_alpha) * T^2 * KL to the teacher (1 = CE only)."""
+    kd_temperature: float = 2.0
     lr: float = 5e-5
     batch_size: int = 32
     seed: int = 0
 
     def check(self) -> list[str]:
         out = _range("sparsity", self.sparsity, 0.0, 0.99)
+        out += _range("kd_alpha", self.kd_alpha, 0.0, 1.0) + _positive(self, "kd_temperature")
         if self.recovery_steps < 0:
             out.append(f"recovery_steps: got {self.recovery_steps}, expected >= 0")
         return out + _positive(self, "lr", "batch_size")

@@ -60,8 +60,9 @@ def test_pipeline_stages_in_order(stage_dir):
     assert m["transfer_examples"] == 120 + 60
     assert m["student_n_params"] > 0
 
-    load_stage("compress").main(["--data", "prep", "--student", "models/student", "--out",
-                                 "models/pruned", "--metrics", "m/compress.json"])
+    load_stage("compress").main(["--data", "prep", "--student", "models/student", "--teacher",
+                                 "models/teacher", "--out", "models/pruned",
+                                 "--metrics", "m/compress.json"])
     m = metrics("m/compress.json")
     assert m["achieved_sparsity"] == pytest.approx(0.3, abs=0.02)
 
@@ -138,7 +139,8 @@ def test_bad_params_stop_stage_before_compute(stage_dir, section, key, value, ex
                 "--metrics", "m.json"],
         "distill": ["--data", "missing", "--arch", "a", "--teacher", "t", "--out", "o",
                     "--metrics", "m.json"],
-        "compress": ["--data", "missing", "--student", "s", "--out", "o", "--metrics", "m.json"],
+        "compress": ["--data", "missing", "--student", "s", "--teacher", "t", "--out", "o",
+                     "--metrics", "m.json"],
         "benchmark": ["--data", "missing", "--teacher", "t", "--student", "s", "--onnx", "x",
                       "--metrics", "m.json", "--table", "t.csv", "--png", "p.png"],
     }[stage]

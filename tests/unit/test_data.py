@@ -357,3 +357,16 @@ def test_batches_shuffled_and_grouped_by_length(tiny_tokenizer):
         assert hi <= lo
     firsts = [length[idx[0]] for idx in got]
     assert firsts != sorted(firsts)  # ... but the batches themselves come in random order
+
+
+def test_fetch_sst2_offline_without_mirror_says_how_to_fix(tmp_path, monkeypatch):
+    def load_dataset(name, *args, **kwargs):
+        raise ConnectionError("offline")
+
+    fake = types.ModuleType("datasets")
+    fake.load_dataset = load_dataset
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    with pytest.raises(RuntimeError, match="fetch.mirror") as err:
+        data.fetch_sst2(tmp_path / "raw", tmp_path / "nowhere", "stanfordnlp/sst2")
+    assert "offline" in str(err.value)
+    assert not (tmp_path / "raw").exists()
