@@ -103,11 +103,35 @@ def available_providers(wanted: list[str]) -> tuple[list[str], dict[str, str]]:
             skipped[short] = f"{name} not in this onnxruntime build ({', '.join(listed)})"
         elif short != "cpu" and not torch.cuda.is_available():
             skipped[short] = "no CUDA device visible (torch.cuda.is_available() is False)"
+        elif short != "cpu" and not _provider_starts(name):
+            skipped[short] = (f"{name} is listed but a session could not enable it "
+                              "(CUDA / cuDNN / TensorRT libraries missing?)")
         else:
             usable.append(short)
     for short, why in skipped.items():
         logger.warning("skipping execution provider %s: %s", short, why)
     return usable, skipped
+
+
+def _provider_starts(name: str) -> bool:
+    """Whether a session on a one-node ONNX graph really runs on provider ``name``."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        fallback = [] if name == PROVIDERS["cpu"] else [PROVIDERS["cpu"]]
+        sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                    providers=[name, *fallback])
+    except Exception as err:  # a broken GPU install raises here
+        logger.warning("%s failed to start: %s", name, err)
+        return False
+    return name in sess.get_providers()
 
 
 def ort_session(path: str, provider: str, threads: int = 0):

@@ -125,3 +125,16 @@ def test_ort_session_on_cuda_matches_cpu(tiny_onnx):
     (gpu,) = session.run(["logits"], feeds)
     (cpu,) = bench.ort_session(str(path), "cpu").run(["logits"], feeds)
     np.testing.assert_allclose(gpu, cpu, atol=1e-3)
+
+
+def test_provider_starts_on_cpu():
+    assert bench._provider_starts("CPUExecutionProvider")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a usable GPU")
+def test_listed_gpu_provider_that_cannot_start_is_skipped(monkeypatch):
+    """onnxruntime-gpu lists CUDA even without a GPU; the probe session must catch that."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    usable, skipped = bench.available_providers(["cpu", "cuda"])
+    assert usable == ["cpu"]
+    assert "could not enable" in skipped["cuda"] or "not in this onnxruntime" in skipped["cuda"]
