@@ -1,24 +1,23 @@
 """Stage ``nas``: evolutionary search of the student architecture with proxy training.
 
 Deps: ``--data`` (prepared splits), the teacher named by ``teacher.model``.
-Params: ``teacher.*``, ``nas.*``.
+Params: ``teacher.*``, ``task.metric`` (the proxy score), ``nas.*``.
 Outs: ``--out`` (best architecture JSON: the genome and its proxy scores).
 Plots: ``--history`` (CSV, one row per candidate), ``--png``.
-Metrics: ``--metrics``: best genome, its proxy accuracy / params / latency, duration.
+Metrics: ``--metrics``: best genome, its proxy score / params / latency, duration.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from distillery import models, nas, plots
-from distillery.data import read_tsv
-from distillery.io import Timer, seed_everything, stage_args, write_csv, write_json
-from distillery.params import NasParams, TeacherParams, load_section
+from distillery.data import load_prepared
+from distillery.io import Timer, run_main, seed_everything, stage_args, write_csv, write_json
+from distillery.params import NasParams, TaskParams, TeacherParams, load_section
 
 logger = logging.getLogger("stages.nas")
 
@@ -27,14 +26,17 @@ def main(argv: list[str] | None = None) -> None:
     args = stage_args(__doc__, ["data", "out", "history", "png", "metrics"], argv)
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "nas", NasParams)
+    metric = load_section(args.params, "task", TaskParams).metric
+    models.check_teacher(tp.model)
     seed_everything(p.seed)
-    data = Path(args.data)
+    splits, names = load_prepared(args.data)
     task = nas.ProxyTask(
-        teacher=models.load_classifier(tp.model), tokenizer=models.load_tokenizer(tp.model),
-        train=read_tsv(data / "train.tsv"), val=read_tsv(data / "val.tsv"),
+        teacher=models.load_classifier(tp.model, names),
+        tokenizer=models.load_tokenizer(tp.model), train=splits["train"], val=splits["val"],
         max_length=tp.max_length, steps=p.proxy_steps, batch_size=p.batch_size, lr=p.lr,
         init_from_teacher=p.init_from_teacher, params_penalty=p.params_penalty,
-        latency_penalty=p.latency_penalty, latency_repeats=p.latency_repeats, seed=p.seed,
+        latency_penalty=p.latency_penalty, latency_repeats=p.latency_repeats, metric=metric,
+        seed=p.seed,
     )
     space = dataclasses.asdict(p.search_space)
     bar = tqdm(total=p.population * p.generations, desc="nas candidates")
@@ -47,14 +49,15 @@ def main(argv: list[str] | None = None) -> None:
     winner = nas.best(history)
     rows = [c.row() for c in history]
     write_csv(args.history, rows)
-    plots.nas_scatter(rows, args.png, winner.row())
+    plots.nas_scatter(rows, args.png, winner.row(), metric)
     # Only deterministic fields: a rerun with the same seed must not invalidate `distill`.
     write_json(args.out, {"genome": winner.genome, "fitness": winner.fitness,
-                          "accuracy": winner.info["accuracy"],
+                          "metric": metric, "score": winner.info["score"],
                           "n_params": winner.info["n_params"]})
     write_json(args.metrics, {
         **{f"best_{k}": v for k, v in winner.genome.items()},
-        "best_accuracy": winner.info["accuracy"], "best_n_params": winner.info["n_params"],
+        "metric": metric, "best_score": winner.info["score"],
+        "best_n_params": winner.info["n_params"],
         "best_latency_ms": round(winner.info["latency_ms"], 3),
         "best_fitness": winner.fitness,
         "n_candidates": len(history), "n_unique": len({nas.key(c.genome) for c in history}),
@@ -64,4 +67,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -1,46 +1,65 @@
-"""Stage ``prepare``: stratified, seeded subsample of SST-2.
+"""Stage ``prepare``: labelled, deduplicated, stratified splits of the raw source.
 
-Deps: ``--raw`` (GLUE ``train.tsv``, ``dev.tsv``).
-Params: ``prepare.*``.
-Outs: ``--out`` with ``train.tsv`` (labelled subsample), ``val.tsv`` (model selection,
-carved from train), ``transfer.tsv`` (unlabelled train sentences for distillation) and
-``eval.tsv`` (all of GLUE dev, the held-out evaluation split).
-Metrics: ``--metrics``: counts and positive-label fraction per split, duration.
+Reads the train (and eval) split of ``--raw`` with ``datasets``, maps labels to class ids
+(the label set comes from train), drops empty texts, duplicates and train examples that are
+also in eval, carves an eval split from train when the source has none, then draws seeded,
+stratified ``train`` and ``val`` splits and an unlabelled ``transfer`` split.
+
+Deps: ``--raw`` (output of stage ``data``).
+Params: ``data.*``, ``prepare.*``.
+Outs: ``--out`` with ``train.jsonl`` (labelled subsample), ``val.jsonl`` (model selection),
+``transfer.jsonl`` (unlabelled train texts the teacher labels for distillation), ``eval.jsonl``
+(the held-out evaluation split) and ``labels.json`` (class names, whether inputs are pairs).
+Metrics: ``--metrics``: examples per split, examples per class of train / val / eval, label
+names, pair, empty texts / duplicates / train-eval overlap dropped, eval_carved, duration.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from distillery.data import label_balance, make_splits, read_tsv, write_tsv
-from distillery.io import Timer, atomic_path, stage_args, write_json
-from distillery.params import PrepareParams, load_section
+from distillery.data import class_counts, write_labels, write_split
+from distillery.io import Timer, atomic_path, run_main, stage_args, write_json
+from distillery.params import DataParams, PrepareParams, load_section
+from distillery.sources import load_raw
+from distillery.splits import make_splits
 
 logger = logging.getLogger("stages.prepare")
 
 
 def main(argv: list[str] | None = None) -> None:
     args = stage_args(__doc__, ["raw", "out", "metrics"], argv)
+    d = load_section(args.params, "data", DataParams)
     p = load_section(args.params, "prepare", PrepareParams)
     with Timer() as timer:
-        train = read_tsv(Path(args.raw) / "train.tsv")
-        dev = read_tsv(Path(args.raw) / "dev.tsv")
-        splits = make_splits(train, p.n_train, p.n_val, p.n_transfer, p.seed)
-        splits["eval"] = dev
+        raw, names, info = load_raw(args.raw, d)
+        splits, counts = make_splits(raw["train"], raw.get("eval"), p.n_train, p.n_val,
+                                     p.n_transfer, d.eval_size, p.seed, eval_seed=d.seed)
+        pair = d.text_pair_column is not None
         with atomic_path(args.out) as tmp:
             tmp.mkdir()
             for name, split in splits.items():
-                write_tsv(tmp / f"{name}.tsv", split)
-    metrics: dict[str, float] = {}
-    for name, split in splits.items():
-        metrics[f"{name}_count"] = len(split)
-        if name != "transfer":
-            metrics[f"{name}_positive_fraction"] = round(label_balance(split), 4)
-    metrics["duration_s"] = round(timer.seconds, 2)
+                write_split(tmp / f"{name}.jsonl", split)
+            write_labels(tmp / "labels.json", names, pair)
+    metrics: dict = {f"{name}_count": len(split) for name, split in splits.items()}
+    for name in ("train", "val", "eval"):
+        n_per_class = class_counts(splits[name], len(names))
+        metrics[f"{name}_class_counts"] = dict(zip(names, n_per_class, strict=True))
+    metrics.update(
+        n_classes=len(names),
+        label_names=names,
+        label_type=info["label_type"],
+        pair=pair,
+        empty_texts_dropped=info["train_empty_texts_dropped"]
+        + info.get("eval_empty_texts_dropped", 0),
+        duplicates_dropped=counts["duplicates_dropped"],
+        train_eval_overlap_dropped=counts["overlap_dropped"],
+        eval_carved=counts["eval_carved"],
+        duration_s=round(timer.seconds, 2),
+    )
     write_json(args.metrics, metrics)
-    logger.info("prepared splits: %s", metrics)
+    logger.info("prepared %s", {k: v for k, v in metrics.items() if k.endswith("_count")})
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -1,10 +1,12 @@
-"""Shared fixtures: offline Hub, seeds, a tiny BERT teacher and a tiny SST-2-like dataset.
+"""Shared fixtures: offline Hub, seeds, a tiny BERT teacher and two tiny datasets (SST-2-like
+single sentences in tsv, 3-class sentence pairs in csv).
 
 Nothing here downloads: the tokenizer vocabulary and the data are made by the fixtures.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import random
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast  # noqa: E402
 
-from distillery.data import Split, write_tsv  # noqa: E402
+from distillery.data import Split  # noqa: E402
 
 POSITIVE = ["good", "great", "charming", "moving", "fun", "brilliant"]
 NEGATIVE = ["bad", "dull", "boring", "awful", "flat", "tedious"]
@@ -24,7 +26,9 @@ NEUTRAL = ["the", "film", "movie", "is", "a", "story", "of", "and", "it", "'s", 
            "acting", "very", "quite", "\"", "."]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 DIGITS = [str(i) for i in range(10)] + [f"##{i}" for i in range(10)]
-VOCAB = SPECIAL + POSITIVE + NEGATIVE + NEUTRAL + DIGITS
+PAIR_KEYWORDS = {"contra": "no", "entail": "yes", "neutral": "maybe"}
+"""Label of a tiny pair -> the word its hypothesis holds (what makes the task learnable)."""
+VOCAB = SPECIAL + POSITIVE + NEGATIVE + NEUTRAL + DIGITS + list(PAIR_KEYWORDS.values())
 
 
 def tiny_config(**overrides) -> BertConfig:
@@ -48,6 +52,40 @@ def make_sentences(n: int, seed: int) -> Split:
         sentences.append(" ".join(filler) + f" {i}")  # the index keeps sentences unique
         labels.append(label)
     return Split(sentences, labels)
+
+
+def make_pairs(n: int, seed: int) -> Split:
+    """Premise / hypothesis pairs in 3 classes (ids index the sorted ``PAIR_KEYWORDS``): the
+    hypothesis holds the class keyword, the premise only filler (learnable from the pair)."""
+    rng = random.Random(seed)
+    names = sorted(PAIR_KEYWORDS)
+    premises, hypotheses, labels = [], [], []
+    for i in range(n):
+        label = i % len(names)
+        premises.append(" ".join(rng.sample(NEUTRAL[:-2], rng.randint(3, 6))) + f" {i}")
+        hypothesis = rng.sample(NEUTRAL[:-2], rng.randint(1, 3))
+        hypothesis.insert(rng.randint(0, len(hypothesis)), PAIR_KEYWORDS[names[label]])
+        hypotheses.append(" ".join(hypothesis))
+        labels.append(label)
+    return Split(premises, labels, hypotheses)
+
+
+def write_sst2_tsv(path: Path, split: Split) -> None:
+    """A GLUE SST-2 file: ``sentence<TAB>label`` header, no quoting, the GLUE trailing space."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = "".join(f"{t} \t{y}\n" for t, y in zip(split.texts, split.labels, strict=True))
+    path.write_text("sentence\tlabel\n" + rows, encoding="utf-8")
+
+
+def write_pairs_csv(path: Path, split: Split) -> None:
+    """A csv with columns premise, hypothesis, label (the label names of ``PAIR_KEYWORDS``)."""
+    names = sorted(PAIR_KEYWORDS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["premise", "hypothesis", "label"])
+        for t, h, y in zip(split.texts, split.pairs, split.labels, strict=True):
+            writer.writerow([t, h, names[y]])
 
 
 @pytest.fixture(autouse=True)
@@ -74,11 +112,23 @@ def tiny_teacher_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_raw_dir(tmp_path_factory) -> Path:
-    """A GLUE-format mirror: ``<root>/sst2/{train,dev}.tsv``; returns ``<root>``."""
-    root = tmp_path_factory.mktemp("mirror")
-    write_tsv(root / "sst2" / "train.tsv", make_sentences(400, seed=1))
-    write_tsv(root / "sst2" / "dev.tsv", make_sentences(60, seed=2))
-    return root
+    """An SST-2-like ``data.source`` folder: GLUE ``train.tsv`` (400) and ``dev.tsv`` (60),
+    integer labels 0/1 (the default ``data`` params read it as is)."""
+    folder = tmp_path_factory.mktemp("sst2")
+    write_sst2_tsv(folder / "train.tsv", make_sentences(400, seed=1))
+    write_sst2_tsv(folder / "dev.tsv", make_sentences(60, seed=2))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_pair_dir(tmp_path_factory) -> Path:
+    """A 3-class sentence-pair ``data.source`` folder: ``train.csv`` (300) and ``dev.csv`` (60)
+    with columns premise, hypothesis, label (strings contra / entail / neutral). Read it with
+    ``text_column: premise``, ``text_pair_column: hypothesis``, ``label_names: null``."""
+    folder = tmp_path_factory.mktemp("pairs")
+    write_pairs_csv(folder / "train.csv", make_pairs(300, seed=1))
+    write_pairs_csv(folder / "dev.csv", make_pairs(60, seed=2))
+    return folder
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """End to end: ``dvc repro`` of the whole pipeline on tiny params in a temporary repo copy.
 
-Also checks the caching contract: a second ``dvc repro`` does nothing, and changing a
-``benchmark.*`` param reruns only ``benchmark`` (and ``report``, which summarises it).
+Also checks the caching contract: a second ``dvc repro`` reruns only the cheap ``data`` stage
+(``always_changed``, so an edited source file is noticed) and nothing downstream of it, and
+changing a ``benchmark.*`` param reruns only ``benchmark`` (and ``report``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .stages.conftest import ROOT, tiny_params
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["fetch", "prepare", "nas", "hpo", "distill", "compress", "export", "benchmark",
+STAGES = ["data", "prepare", "nas", "hpo", "distill", "compress", "export", "benchmark",
           "report"]
 
 
@@ -59,15 +60,17 @@ def test_dvc_repro_end_to_end(repo):
     bench = json.loads((repo / "metrics" / "benchmark.json").read_text())
     assert {"teacher-torch-fp32", "student-onnx-int8"} <= set(bench)
     assert (repo / "reports" / "results.md").read_text().count("| student-onnx-int8 |") == 1
-    for name in ("prepare", "nas", "hpo", "distill", "compress", "export", "report"):
+    for name in ("data", "prepare", "nas", "hpo", "distill", "compress", "export", "report",
+                 "classes"):
         assert (repo / "metrics" / f"{name}.json").is_file()
-    for png in ("nas.png", "hpo.png", "pareto.png"):
+    for png in ("nas.png", "hpo.png", "pareto.png", "confusion.png"):
         assert (repo / "plots" / png).stat().st_size > 0
     assert (repo / "dvc.lock").is_file()
 
-    assert ran(dvc("repro", cwd=repo)) == [], "a second repro must be a no-op"
+    assert ran(dvc("repro", cwd=repo)) == ["data"], "a second repro must change nothing"
+    assert "student.csv" in dvc("plots", "show", "--json", cwd=repo)
 
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["benchmark"]["repeats"] = 4
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
-    assert ran(dvc("repro", cwd=repo)) == ["benchmark", "report"]
+    assert ran(dvc("repro", cwd=repo)) == ["data", "benchmark", "report"]

@@ -76,6 +76,17 @@ def torch_runner(model: torch.nn.Module) -> Callable[[dict[str, np.ndarray]], ob
     return run
 
 
+def ort_runner(session) -> Callable[[dict[str, np.ndarray]], object]:
+    """Wrap an ONNX Runtime session as ``run(feeds)``; feeds it only the inputs it declares
+    (an exporter may drop an input the graph does not use)."""
+    names = {i.name for i in session.get_inputs()}
+
+    def run(feeds: dict[str, np.ndarray]) -> object:
+        return session.run(["logits"], {k: v for k, v in feeds.items() if k in names})
+
+    return run
+
+
 def torch_latency_ms(
     model: torch.nn.Module, feeds: list[dict[str, np.ndarray]], warmup: int, repeats: int
 ) -> float:

@@ -1,172 +1,191 @@
-"""SST-2 data: fetching the raw GLUE files, stratified splits, tokenised batches.
+"""Prepared splits in memory and on disk, label names, and the one tokenisation path.
 
-Raw files are the original GLUE ``SST-2/{train,dev}.tsv`` (``sentence\\tlabel``, no quoting).
-They come from a local mirror folder when present, else from the Hugging Face Hub.
+A prepared folder (output of stage ``prepare``) holds ``train/val/transfer/eval.jsonl``, one
+``{"text": ..., "text_pair": ... (pair tasks only), "label": int}`` object per line (label
+``-1`` = unlabelled), and ``labels.json`` (``{"names": [...], "pair": bool}``). Every model
+stage reads it with :func:`load_prepared` and tokenises with :func:`encode` (through
+:func:`batches`), so training, evaluation, ONNX validation and benchmark feeds all see the
+same inputs.
+
+Reading raw sources is :mod:`distillery.sources`; subsampling is :mod:`distillery.splits`.
+torch is imported lazily so that the cheap ``data`` stage never loads it.
 """
 
 from __future__ import annotations
 
-import csv
-import logging
+import json
 import random
-import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from distillery.io import atomic_path
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import torch
 
-SPLITS = ("train", "dev")
-HEADER = ["sentence", "label"]
+PREPARED = ("train", "val", "transfer", "eval")
+"""Split files ``<name>.jsonl`` of a prepared folder."""
+LABELS_FILE = "labels.json"
 
 
 @dataclass
 class Split:
-    """Sentences with labels (``-1`` marks an unlabelled sentence)."""
+    """Texts (and second texts of pairs) with class ids (``-1`` marks an unlabelled example)."""
 
-    sentences: list[str]
+    texts: list[str]
     labels: list[int]
+    pairs: list[str] | None = None
+    """Second sentence of sentence-pair tasks, else None."""
 
     def __len__(self) -> int:
-        return len(self.sentences)
+        return len(self.texts)
 
     def subset(self, idx: Sequence[int]) -> Split:
-        return Split([self.sentences[i] for i in idx], [self.labels[i] for i in idx])
+        """The examples at ``idx``, in that order."""
+        pairs = None if self.pairs is None else [self.pairs[i] for i in idx]
+        return Split([self.texts[i] for i in idx], [self.labels[i] for i in idx], pairs)
 
 
-def read_tsv(path: str | Path) -> Split:
-    """Read a GLUE-style ``sentence\\tlabel`` file (``csv.QUOTE_NONE``).
+# --------------------------------------------------------------------------- files
+
+
+def write_split(path: str | Path, split: Split) -> None:
+    """Write ``split`` as JSON lines, atomically (``text_pair`` only for pair tasks)."""
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as f:
+        for i in range(len(split)):
+            row: dict[str, Any] = {"text": split.texts[i]}
+            if split.pairs is not None:
+                row["text_pair"] = split.pairs[i]
+            row["label"] = int(split.labels[i])
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def read_split(path: str | Path) -> Split:
+    """Read a split written by :func:`write_split`.
 
     Raises:
-        FileNotFoundError / ValueError: with how to fix a missing or malformed file.
+        FileNotFoundError: the file is missing (run stage ``prepare``).
+        ValueError: a line is not a ``{"text", "label"}`` object, or pairs are mixed.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} not found: run `dvc repro fetch` (it copies SST-2 from fetch.mirror "
-            "or downloads it from the Hub)"
-        )
-    sentences, labels = [], []
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header != HEADER:
-            raise ValueError(
-                f"{path}: header is {header!r}, expected {HEADER!r} (GLUE SST-2 format)"
-            )
-        for lineno, row in enumerate(reader, start=2):
-            if len(row) != 2 or row[1].strip() not in {"0", "1", "-1"}:
-                raise ValueError(
-                    f"{path}:{lineno}: expected 'sentence<TAB>label' with label 0 or 1, got {row!r}"
-                )
-            sentences.append(row[0].strip())
-            labels.append(int(row[1]))
-    if not sentences:
-        raise ValueError(f"{path}: no data rows")
-    return Split(sentences, labels)
+            f"{path} not found: run `dvc repro prepare` (it writes the prepared splits)")
+    texts, labels, pairs = [], [], []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                texts.append(str(row["text"]))
+                labels.append(int(row["label"]))
+            except (ValueError, KeyError, TypeError) as err:
+                raise ValueError(f"{path}:{lineno}: not a prepared example ({err}); "
+                                 "rerun `dvc repro prepare`") from err
+            if "text_pair" in row:
+                pairs.append(str(row["text_pair"]))
+    if pairs and len(pairs) != len(texts):
+        raise ValueError(f"{path}: some lines have a text_pair and some do not")
+    return Split(texts, labels, pairs or None)
 
 
-def write_tsv(path: str | Path, split: Split) -> None:
-    """Write ``split`` in the same GLUE format, atomically."""
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
-        f.write("\t".join(HEADER) + "\n")
-        for s, y in zip(split.sentences, split.labels, strict=True):
-            if "\t" in s or "\n" in s or "\r" in s:
-                raise ValueError(f"sentence contains a tab or newline: {s!r}")
-            f.write(f"{s}\t{y}\n")  # no quoting, as in GLUE
+def write_labels(path: str | Path, names: list[str], pair: bool) -> None:
+    """Write ``labels.json``: the class names (index = class id) and whether inputs are pairs."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"names": list(names), "pair": bool(pair)}, indent=2) + "\n")
 
 
-def fetch_sst2(out_dir: str | Path, mirror: str | Path, hub_dataset: str) -> str:
-    """Materialise ``train.tsv`` and ``dev.tsv`` in ``out_dir``.
+def read_labels(path: str | Path) -> list[str]:
+    """The class names of ``labels.json`` (index = class id)."""
+    return _read_labels_file(path)["names"]
 
-    Uses ``mirror/sst2/`` when it holds both files, otherwise downloads ``hub_dataset``
-    (its ``train`` and ``validation`` splits are GLUE train and dev) with ``datasets``.
+
+def _read_labels_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: run `dvc repro prepare` (it writes the label names)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_prepared(folder: str | Path) -> tuple[dict[str, Split], list[str]]:
+    """All four prepared splits of ``folder`` and the label names.
+
+    An empty split of a pair task gets ``pairs=[]`` so that it concatenates with the others.
+    """
+    folder = Path(folder)
+    meta = _read_labels_file(folder / LABELS_FILE)
+    splits = {name: read_split(folder / f"{name}.jsonl") for name in PREPARED}
+    if meta.get("pair"):
+        for split in splits.values():
+            if split.pairs is None and not len(split):
+                split.pairs = []
+    return splits, list(meta["names"])
+
+
+def class_counts(split: Split, n_classes: int) -> list[int]:
+    """Examples per class id ``0..n_classes-1`` (unlabelled ``-1`` examples are ignored)."""
+    counts = [0] * n_classes
+    for y in split.labels:
+        if y >= n_classes or y < -1:
+            raise ValueError(f"label {y} outside 0..{n_classes - 1}")
+        if y >= 0:
+            counts[y] += 1
+    return counts
+
+
+# --------------------------------------------------------------------------- tokenisation
+
+
+def model_inputs(tokenizer, pair: bool) -> list[str]:
+    """Input names the models get: ids and mask, plus ``token_type_ids`` for pairs when the
+    tokenizer makes them (BERT does, RoBERTa and DistilBERT do not)."""
+    names = ["input_ids", "attention_mask"]
+    if pair and "token_type_ids" in tokenizer.model_input_names:
+        names.append("token_type_ids")
+    return names
+
+
+def encode(
+    tokenizer,
+    texts: list[str],
+    pairs: list[str] | None,
+    max_length: int,
+    padding: bool = True,
+    return_tensors: str | None = "pt",
+) -> dict[str, Any]:
+    """Tokenise texts (and their second sentences): THE path for every model input.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer.
+        texts: first sentences.
+        pairs: second sentences (same length as ``texts``) or None.
+        max_length: tokens per example after truncation (both sentences of a pair together;
+            the longer one is cut first).
+        padding: pad to the longest example of this call (dynamic padding).
+        return_tensors: ``"pt"``, ``"np"`` (int64 arrays, for ONNX Runtime) or None (lists).
 
     Returns:
-        Where the data came from, for the stage's metrics.
+        A plain dict with exactly the keys of :func:`model_inputs`.
     """
-    out_dir = Path(out_dir)
-    local = Path(mirror) / "sst2"
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
-        if all((local / f"{s}.tsv").is_file() for s in SPLITS):
-            for s in SPLITS:
-                shutil.copyfile(local / f"{s}.tsv", tmp / f"{s}.tsv")
-                read_tsv(tmp / f"{s}.tsv")  # fail early on a malformed mirror
-            logger.info("copied SST-2 from local mirror %s", local)
-            return f"mirror:{local}"
-        logger.info("no SST-2 in %s; downloading %s from the Hugging Face Hub", local, hub_dataset)
-        import datasets  # heavy: only when needed
-
-        try:
-            ds = datasets.load_dataset(hub_dataset)
-        except Exception as err:
-            raise RuntimeError(
-                f"SST-2 is not in the local mirror ({local}/train.tsv, dev.tsv) and downloading "
-                f"{hub_dataset!r} from the Hugging Face Hub failed ({err}). Point fetch.mirror "
-                "at a folder holding sst2/train.tsv and sst2/dev.tsv, or go online."
-            ) from err
-        for s, hub_split in (("train", "train"), ("dev", "validation")):
-            rows = ds[hub_split]
-            write_tsv(tmp / f"{s}.tsv", Split(list(rows["sentence"]), list(rows["label"])))
-        return f"hub:{hub_dataset}"
-
-
-def stratified_indices(labels: Sequence[int], n: int, rng: random.Random) -> list[int]:
-    """Pick ``n`` indices keeping the label proportions of ``labels``."""
-    if n > len(labels):
-        raise ValueError(f"asked for {n} examples but only {len(labels)} are available")
-    by_label: dict[int, list[int]] = {}
-    for i, y in enumerate(labels):
-        by_label.setdefault(y, []).append(i)
-    chosen: list[int] = []
-    keys = sorted(by_label)
-    for k, y in enumerate(keys):
-        pool = by_label[y]
-        rng.shuffle(pool)
-        take = n - len(chosen) if k == len(keys) - 1 else round(n * len(pool) / len(labels))
-        chosen.extend(pool[:take])
-    rng.shuffle(chosen)
-    return chosen
-
-
-def make_splits(
-    train: Split, n_train: int, n_val: int, n_transfer: int, seed: int
-) -> dict[str, Split]:
-    """Carve disjoint train / val / transfer splits out of GLUE train.
-
-    Duplicated sentences are dropped first so no sentence lands in two splits. The transfer
-    split keeps sentences only (labels set to -1): the teacher labels them for distillation.
-    """
-    seen: set[str] = set()
-    unique = [i for i, s in enumerate(train.sentences) if not (s in seen or seen.add(s))]
-    pool = train.subset(unique)
-    rng = random.Random(seed)
-    picked = stratified_indices(pool.labels, n_train + n_val, rng)
-    val_idx = set(stratified_indices([pool.labels[i] for i in picked], n_val, rng))
-    tr = [i for k, i in enumerate(picked) if k not in val_idx]
-    va = [i for k, i in enumerate(picked) if k in val_idx]
-    used = set(picked)
-    rest = [i for i in range(len(pool)) if i not in used]
-    rng.shuffle(rest)
-    if n_transfer > len(rest):
-        raise ValueError(f"prepare.n_transfer={n_transfer} but only {len(rest)} sentences remain")
-    transfer = pool.subset(rest[:n_transfer])
-    return {
-        "train": pool.subset(tr),
-        "val": pool.subset(va),
-        "transfer": Split(transfer.sentences, [-1] * len(transfer)),
-    }
-
-
-def label_balance(split: Split) -> float:
-    """Fraction of positive labels among labelled examples."""
-    labelled = [y for y in split.labels if y >= 0]
-    return sum(labelled) / len(labelled) if labelled else float("nan")
+    pair = pairs is not None
+    keys = model_inputs(tokenizer, pair)
+    enc = tokenizer(
+        texts,
+        pairs,
+        truncation="longest_first" if pair else True,
+        max_length=max_length,
+        padding=padding,
+        return_tensors=return_tensors,
+        return_token_type_ids="token_type_ids" in keys,
+    )
+    out = {k: enc[k] for k in keys}
+    if return_tensors == "np":
+        out = {k: v.astype("int64", copy=False) for k, v in out.items()}
+    return out
 
 
 def batches(
@@ -178,42 +197,40 @@ def batches(
     seed: int = 0,
     sort_by_length: bool = False,
 ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor, list[int]]]:
-    """Yield ``(encoded inputs, labels, indices)`` with dynamic padding.
+    """Yield ``(encoded inputs, labels, indices)`` with dynamic padding, through :func:`encode`.
 
-    ``sort_by_length`` groups similar lengths so little compute goes to padding: fully sorted
-    without ``shuffle``; with it, sorted within random chunks of 50 batches and the batches
-    shuffled (``group_by_length`` of transformers). ``indices`` map each row back to its
-    position in ``split``.
+    ``sort_by_length`` groups similar lengths (characters of text plus pair) so little compute
+    goes to padding: fully sorted without ``shuffle``; with it, sorted within random chunks of
+    50 batches and the batches shuffled (``group_by_length`` of transformers). ``indices`` map
+    each row back to its position in ``split``.
     """
+    import torch
+
     order = list(range(len(split)))
+    lengths = [len(t) + (len(split.pairs[i]) if split.pairs is not None else 0)
+               for i, t in enumerate(split.texts)]
     if shuffle:
         rng = random.Random(seed)
         rng.shuffle(order)
         if sort_by_length:
-            order = _group_by_length(order, split.sentences, batch_size, rng)
+            order = _group_by_length(order, lengths, batch_size, rng)
     elif sort_by_length:
-        order.sort(key=lambda i: len(split.sentences[i]))
+        order.sort(key=lambda i: lengths[i])
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        enc = tokenizer(
-            [split.sentences[i] for i in idx],
-            padding=True,
-            truncation=True,
-            max_length=max_length,
-            return_tensors="pt",
-            return_token_type_ids=False,
-        )
-        yield dict(enc), torch.tensor([split.labels[i] for i in idx]), idx
+        pairs = None if split.pairs is None else [split.pairs[i] for i in idx]
+        enc = encode(tokenizer, [split.texts[i] for i in idx], pairs, max_length)
+        yield enc, torch.tensor([split.labels[i] for i in idx]), idx
 
 
 def _group_by_length(
-    order: list[int], sentences: list[str], batch_size: int, rng: random.Random
+    order: list[int], lengths: list[int], batch_size: int, rng: random.Random
 ) -> list[int]:
     """Sort shuffled indices by length inside chunks of 50 batches, then shuffle batches."""
     chunk = 50 * batch_size
     grouped: list[list[int]] = []
     for start in range(0, len(order), chunk):
-        part = sorted(order[start : start + chunk], key=lambda i: len(sentences[i]))
+        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
         grouped += [part[k : k + batch_size] for k in range(0, len(part), batch_size)]
     rng.shuffle(grouped)
     return [i for b in grouped for i in b]

@@ -14,9 +14,10 @@ import logging
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,26 @@ def stage_args(
     return args
 
 
+class UserError(ValueError):
+    """Bad input from the user (params, data files): reported as a message, no traceback."""
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Run a stage's ``main``; a user's mistake ends with its message alone.
+
+    ``ValueError`` and ``FileNotFoundError`` (raised for bad params, bad data or a missing
+    upstream output, each with what to fix) print ``error: <message>`` and exit with status
+    1. Set ``DISTILLERY_DEBUG=1`` to see the traceback.
+    """
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as err:
+        if os.environ.get("DISTILLERY_DEBUG") == "1":
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch so runs are repeatable."""
     import numpy as np
@@ -72,7 +93,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    _remove_stale_temps(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", dir=path.parent)) / path.name
     try:
         yield tmp
         if path.is_dir() and not path.is_symlink():
@@ -82,6 +104,29 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete temporary siblings ``.<name>.<pid>.*`` left by a killed process.
+
+    A folder whose pid is still alive belongs to a running writer and is kept.
+    """
+    for tmp in path.parent.glob(f".{path.name}.*"):
+        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        if not tmp.is_dir() or not pid.isdigit() or _alive(int(pid)):
+            continue
+        logger.info("removing %s, left by a killed run", tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_json(path: str | Path, obj: Any) -> None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from peft import LoraConfig, TaskType, get_peft_model
 from transformers import PreTrainedModel
 
+from distillery import families
+
 logger = logging.getLogger(__name__)
 
 
@@ -22,15 +24,18 @@ class LoraHyper:
 
 
 def apply_lora(
-    model: PreTrainedModel, hp: LoraHyper, target_modules: list[str]
+    model: PreTrainedModel, hp: LoraHyper, target_modules: list[str] | None = None
 ) -> PreTrainedModel:
-    """Wrap ``model`` with LoRA adapters on ``target_modules``; the head trains in full."""
+    """Wrap ``model`` with LoRA adapters on ``target_modules`` (None: the family's attention
+    query and value projections); the family's classification head trains in full."""
+    family = families.get(model)
     cfg = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=hp.rank,
         lora_alpha=hp.alpha,
         lora_dropout=hp.dropout,
-        target_modules=target_modules,
+        target_modules=list(target_modules or family.lora_targets),
+        modules_to_save=list(family.head),
     )
     peft_model = get_peft_model(model, cfg)
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)

@@ -1,7 +1,7 @@
-"""Teacher loading, student construction from a NAS genome, weight transfer, sizes.
+"""The one model-loading path: teachers and saved students, tokenizers, genomes, sizes.
 
-All models are ``BertForSequenceClassification`` with two labels. The student shares the
-teacher's tokenizer and vocabulary so its embeddings can be initialised from the teacher.
+Any encoder family of :mod:`distillery.families` loads here as a sequence classifier with the
+task's labels; students are built there (same class, vocabulary and tokenizer as the teacher).
 """
 
 from __future__ import annotations
@@ -13,17 +13,19 @@ from pathlib import Path
 
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    BertConfig,
-    BertForSequenceClassification,
     PreTrainedModel,
 )
 
+from distillery import families
+from distillery.families import GENES
+
 logger = logging.getLogger(__name__)
 
-NUM_LABELS = 2
-GENES = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
+__all__ = ["GENES", "check_teacher", "count_params", "dir_size_mb", "freeze_word_embeddings",
+           "load_classifier", "load_tokenizer", "repair_genome", "resolve_model_path"]
 
 
 def resolve_model_path(spec: str) -> str:
@@ -57,12 +59,42 @@ def load_tokenizer(spec: str):
     return AutoTokenizer.from_pretrained(resolve_model_path(spec))
 
 
-def load_classifier(spec: str) -> PreTrainedModel:
-    """Load ``spec`` as a two-label sequence classifier (a fresh head if it has none)."""
+def check_teacher(spec: str) -> str:
+    """Fail early, reading only the config, when ``spec`` is not a supported encoder family.
+
+    Returns:
+        The model type.
+
+    Raises:
+        ValueError: the family is not supported (the message lists those that are).
+    """
+    config = AutoConfig.from_pretrained(resolve_model_path(spec), trust_remote_code=False)
+    try:
+        families.get(config)
+    except ValueError as err:
+        raise ValueError(f"teacher.model={spec!r}: {err}. Pick an encoder of one of these "
+                         "families (e.g. a BERT, RoBERTa or DeBERTa-v3 checkpoint)") from None
+    return config.model_type
+
+
+def load_classifier(spec: str, labels: list[str] | None = None) -> PreTrainedModel:
+    """Load ``spec`` as a sequence classifier.
+
+    Args:
+        spec: see :func:`resolve_model_path`.
+        labels: class names (index = id). Given: the model gets ``num_labels`` / ``id2label``
+            / ``label2id`` for them and a fresh head when its own has another size (a pretrained
+            encoder, or a classifier of another task). None: a saved classifier as it is.
+    """
     path = resolve_model_path(spec)
+    kwargs = {}
+    if labels is not None:
+        kwargs = dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
+                      label2id={name: i for i, name in enumerate(labels)},
+                      ignore_mismatched_sizes=True)
     model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=NUM_LABELS, trust_remote_code=False
-    )
+        path, trust_remote_code=False, **kwargs)
+    families.get(model)
     return model
 
 
@@ -85,82 +117,6 @@ def repair_genome(genome: dict[str, int], space: dict[str, list[int]]) -> dict[s
             heads_ok, key=lambda a: (abs(a - g["num_attention_heads"]), a)
         )
     return g
-
-
-def student_config(teacher_config: BertConfig, genome: dict[str, int]) -> BertConfig:
-    """A BERT config with the teacher's vocabulary and the genome's shape."""
-    if genome["hidden_size"] % genome["num_attention_heads"]:
-        raise ValueError(f"invalid genome {genome}: hidden_size % num_attention_heads != 0")
-    cfg = BertConfig(
-        vocab_size=teacher_config.vocab_size,
-        max_position_embeddings=teacher_config.max_position_embeddings,
-        type_vocab_size=teacher_config.type_vocab_size,
-        pad_token_id=teacher_config.pad_token_id,
-        hidden_act=teacher_config.hidden_act,
-        num_labels=NUM_LABELS,
-        **{k: int(genome[k]) for k in GENES},
-    )
-    return cfg
-
-
-def layer_map(n_student: int, n_teacher: int) -> list[int]:
-    """Teacher layer copied into each student layer: evenly spaced, last layer kept."""
-    if n_student >= n_teacher:
-        return list(range(n_teacher)) + [n_teacher - 1] * (n_student - n_teacher)
-    step = n_teacher / n_student
-    return [min(n_teacher - 1, int(round((i + 1) * step)) - 1) for i in range(n_student)]
-
-
-def _slice_like(src: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
-    """Leading slice of ``src`` with ``shape`` (weight selection), or None if too small."""
-    if src.dim() != len(shape) or any(s < d for s, d in zip(src.shape, shape, strict=True)):
-        return None
-    return src[tuple(slice(0, d) for d in shape)].clone()
-
-
-def init_from_teacher(student: PreTrainedModel, teacher: PreTrainedModel) -> dict[str, int]:
-    """Copy teacher weights into the student wherever the shapes allow.
-
-    Embeddings, pooler and classifier map by name; student layer ``i`` takes teacher layer
-    ``layer_map(...)[i]``. Same shape: copied; smaller: leading slice ("weight selection");
-    otherwise left at random init.
-
-    Returns:
-        Counts of tensors ``copied``, ``sliced`` and ``random``.
-    """
-    t_state = teacher.state_dict()
-    n_t = teacher.config.num_hidden_layers
-    mapping = layer_map(student.config.num_hidden_layers, n_t)
-    counts = {"copied": 0, "sliced": 0, "random": 0}
-    new_state = {}
-    for name, tensor in student.state_dict().items():
-        src_name = name
-        if ".layer." in name:
-            head, rest = name.split(".layer.", 1)
-            idx, tail = rest.split(".", 1)
-            src_name = f"{head}.layer.{mapping[int(idx)]}.{tail}"
-        src = t_state.get(src_name)
-        if src is not None and src.shape == tensor.shape:
-            new_state[name] = src.clone()
-            counts["copied"] += 1
-        elif src is not None and (sliced := _slice_like(src, tensor.shape)) is not None:
-            new_state[name] = sliced
-            counts["sliced"] += 1
-        else:
-            counts["random"] += 1
-    student.load_state_dict(new_state, strict=False)
-    logger.info("student init from teacher (layers %s): %s", mapping, counts)
-    return counts
-
-
-def build_student(
-    genome: dict[str, int], teacher: PreTrainedModel, init: bool = True
-) -> BertForSequenceClassification:
-    """Build a student for ``genome``, initialised from ``teacher`` when ``init``."""
-    student = BertForSequenceClassification(student_config(teacher.config, genome))
-    if init:
-        init_from_teacher(student, teacher)
-    return student
 
 
 def freeze_word_embeddings(model: PreTrainedModel) -> None:

@@ -125,9 +125,9 @@ def best(history: list[Candidate]) -> Candidate:
 
 @dataclass
 class ProxyTask:
-    """Fitness of a genome: validation accuracy after a short proxy training run.
+    """Fitness of a genome: validation score (``metric``) after a short proxy training run.
 
-    ``fitness = accuracy - params_penalty * encoder_params[M] - latency_penalty * latency[ms]``
+    ``fitness = score - params_penalty * encoder_params[M] - latency_penalty * latency[ms]``
     (encoder parameters exclude the embeddings; the latency term makes fitness noisy).
     """
 
@@ -143,14 +143,16 @@ class ProxyTask:
     params_penalty: float = 0.0
     latency_penalty: float = 0.0
     latency_repeats: int = 20
+    metric: str = "accuracy"
     seed: int = 0
 
     def __call__(self, genome: Genome) -> tuple[float, dict[str, Any]]:
-        from distillery import bench, evaluate, models, training
+        from distillery import bench, evaluate, families, models, training
+        from distillery.data import encode
         from distillery.io import Timer, seed_everything
 
         seed_everything(self.seed)
-        student = models.build_student(genome, self.teacher, init=self.init_from_teacher)
+        student = families.build_student(genome, self.teacher, init=self.init_from_teacher)
         # The proxy ranks encoder shapes: the word-embedding table stays frozen (teacher
         # init or random), which also removes the costliest optimizer update of a step.
         models.freeze_word_embeddings(student)
@@ -160,18 +162,18 @@ class ProxyTask:
         )
         with Timer() as t:
             training.train(student, self.train, self.tokenizer, cfg, desc=None)
-        acc = evaluate.evaluate(student, self.val, self.tokenizer, self.max_length)
+        acc = evaluate.evaluate(student, self.val, self.tokenizer, self.max_length, self.metric)
+        first = self.val.subset(range(min(8, len(self.val))))
         feeds = [
-            {k: v.numpy() for k, v in self.tokenizer(
-                s, return_tensors="pt", return_token_type_ids=False,
-                truncation=True, max_length=self.max_length).items()}
-            for s in self.val.sentences[:8]
+            encode(self.tokenizer, [t], None if first.pairs is None else [first.pairs[i]],
+                   self.max_length, padding=False, return_tensors="np")
+            for i, t in enumerate(first.texts)
         ]
         latency = bench.torch_latency_ms(student, feeds, warmup=3, repeats=self.latency_repeats)
         n_params = models.count_params(student)
-        n_encoder = models.count_params(student.bert.encoder)
+        n_encoder = families.encoder_params(student)
         fit = acc - self.params_penalty * n_encoder / 1e6 - self.latency_penalty * latency
-        info = {"accuracy": acc, "n_params": n_params, "encoder_params": n_encoder,
+        info = {"score": acc, "n_params": n_params, "encoder_params": n_encoder,
                 "latency_ms": latency,
                 "train_s": round(t.seconds, 2)}
         logger.info("genome %s: acc=%.4f params=%.2fM latency=%.2fms", genome, acc,

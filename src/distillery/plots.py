@@ -9,8 +9,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from distillery.io import atomic_path  # noqa: E402
+
+LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
 
 
 def _save(fig, path: str | Path) -> None:
@@ -19,47 +22,72 @@ def _save(fig, path: str | Path) -> None:
     plt.close(fig)
 
 
-def nas_scatter(rows: list[dict[str, Any]], path: str | Path, best: dict[str, Any]) -> None:
-    """Proxy accuracy vs parameters, one colour per generation, best circled."""
+def nas_scatter(rows: list[dict[str, Any]], path: str | Path, best: dict[str, Any],
+                metric: str = "accuracy") -> None:
+    """Proxy score vs parameters, one colour per generation, best circled."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     sc = ax.scatter(
-        [r["n_params"] / 1e6 for r in rows], [r["accuracy"] for r in rows],
+        [r["n_params"] / 1e6 for r in rows], [r["score"] for r in rows],
         c=[r["generation"] for r in rows], cmap="viridis", s=40, edgecolor="k", linewidth=0.3,
     )
-    ax.scatter([best["n_params"] / 1e6], [best["accuracy"]], s=180, facecolor="none",
+    ax.scatter([best["n_params"] / 1e6], [best["score"]], s=180, facecolor="none",
                edgecolor="red", linewidth=1.5, label="selected")
     fig.colorbar(sc, ax=ax, label="generation",
                  ticks=sorted({r["generation"] for r in rows}))
-    ax.set(xlabel="parameters (M)", ylabel="proxy validation accuracy",
+    ax.set(xlabel="parameters (M)", ylabel=f"proxy validation {LABELS[metric]}",
            title="NAS: every candidate")
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     _save(fig, path)
 
 
-def hpo_trials(rows: list[dict[str, Any]], path: str | Path, n_initial: int) -> None:
+def hpo_trials(rows: list[dict[str, Any]], path: str | Path, n_initial: int,
+               metric: str = "accuracy") -> None:
     """Score per trial (initial design vs model-guided) and the best-so-far curve."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     xs = [r["trial"] for r in rows]
     ax.scatter(xs[:n_initial], [r["score"] for r in rows[:n_initial]], label="initial design")
     ax.scatter(xs[n_initial:], [r["score"] for r in rows[n_initial:]], label="guided")
     ax.step(xs, [r["best_so_far"] for r in rows], where="post", color="k", label="best so far")
-    ax.set(xlabel="trial", ylabel="validation accuracy", title="HPO of LoRA fine-tuning")
+    ax.set(xlabel="trial", ylabel=f"validation {LABELS[metric]}",
+           title="HPO of LoRA fine-tuning")
     ax.legend()
     ax.grid(alpha=0.3)
     _save(fig, path)
 
 
-def pareto(rows: list[dict[str, Any]], path: str | Path) -> None:
-    """Accuracy vs batch-1 latency; marker area proportional to size on disk."""
+def pareto(rows: list[dict[str, Any]], path: str | Path, metric: str = "accuracy") -> None:
+    """``metric`` vs batch-1 latency; marker area proportional to size on disk."""
     fig, ax = plt.subplots(figsize=(7, 4.6))
     for r in rows:
-        ax.scatter(r["latency_ms_p50"], r["accuracy"], s=20 + 4 * r["size_mb"], alpha=0.6,
+        ax.scatter(r["latency_ms_p50"], r[metric], s=20 + 4 * r["size_mb"], alpha=0.6,
                    edgecolor="k")
-        ax.annotate(r["variant"], (r["latency_ms_p50"], r["accuracy"]), fontsize=7,
+        ax.annotate(r["variant"], (r["latency_ms_p50"], r[metric]), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
     ax.set_xscale("log")
-    ax.set(xlabel="latency p50, batch 1 (ms, log)", ylabel="dev accuracy",
-           title="Accuracy vs latency (marker area ~ size on disk)")
+    ax.set(xlabel="latency p50, batch 1 (ms, log)", ylabel=f"eval {LABELS[metric]}",
+           title=f"{LABELS[metric]} vs latency (marker area ~ size on disk)")
     ax.grid(alpha=0.3, which="both")
+    _save(fig, path)
+
+
+def confusion(matrices: dict[str, np.ndarray], names: list[str], path: str | Path) -> None:
+    """Row-normalised confusion matrices side by side (rows: actual, columns: predicted)."""
+    n = len(names)
+    size = min(14.0, 2.0 + 0.45 * n)
+    fig, axes = plt.subplots(1, len(matrices), figsize=(size * len(matrices), size),
+                             squeeze=False)
+    for ax, (title, m) in zip(axes[0], matrices.items(), strict=True):
+        norm = m / np.maximum(m.sum(1, keepdims=True), 1)
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(n), names, rotation=90 if n > 4 else 0, fontsize=8)
+        ax.set_yticks(range(n), names, fontsize=8)
+        if n <= 25:
+            for i in range(n):
+                for j in range(n):
+                    if m[i, j]:
+                        ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7,
+                                color="white" if norm[i, j] > 0.5 else "black")
+        ax.set(xlabel="predicted", ylabel="actual", title=title)
+    fig.tight_layout()
     _save(fig, path)

@@ -6,17 +6,18 @@ import logging
 
 import torch
 from torch.nn.utils import prune
+from transformers import PreTrainedModel
+
+from distillery import families
 
 logger = logging.getLogger(__name__)
 
 
-def prunable(model: torch.nn.Module) -> list[tuple[torch.nn.Module, str]]:
-    """Weights of every ``nn.Linear`` in the encoder (embeddings and the head are kept)."""
-    return [
-        (m, "weight")
-        for name, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear) and ".encoder." in f".{name}."
-    ]
+def prunable(model: PreTrainedModel) -> list[tuple[torch.nn.Module, str]]:
+    """Weights of every ``nn.Linear`` in the transformer layers (embeddings and the head are
+    kept), whatever the encoder family."""
+    return [(m, "weight") for m in families.layers(model).modules()
+            if isinstance(m, torch.nn.Linear)]
 
 
 def apply_global_magnitude(model: torch.nn.Module, sparsity: float) -> None:

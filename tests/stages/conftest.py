@@ -1,4 +1,4 @@
-"""Fixtures for stage tests: a tiny params.yaml pointing at the tiny teacher and mirror."""
+"""Fixtures for stage tests: a tiny params.yaml pointing at the tiny teacher and a tiny dataset."""
 
 from __future__ import annotations
 
@@ -12,10 +12,17 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def tiny_params(teacher_dir: Path, mirror: Path) -> dict:
-    """The repo's params.yaml shrunk to a handful of CPU steps per stage."""
+# ``data`` params of the tiny 3-class sentence-pair set (``tiny_pair_dir``: csv, string labels).
+PAIR_DATA = {"text_column": "premise", "text_pair_column": "hypothesis", "label_names": None}
+
+
+def tiny_params(teacher_dir: Path, source: Path, **data) -> dict:
+    """The repo's params.yaml shrunk to a handful of CPU steps per stage.
+
+    ``source`` is the ``data.source`` folder; ``data`` overrides other ``data`` keys.
+    """
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
-    p["fetch"]["mirror"] = str(mirror)
+    p["data"].update(source=str(source), **data)
     p["teacher"] = {"model": str(teacher_dir), "max_length": 16}
     p["prepare"].update(n_train=120, n_val=40, n_transfer=60)
     p["nas"].update(population=3, generations=2, elite=1, proxy_steps=2, latency_repeats=2,
@@ -28,6 +35,25 @@ def tiny_params(teacher_dir: Path, mirror: Path) -> dict:
     p["export"].update(int8_max_abs_diff=10.0, int8_min_agreement=0.0)
     p["benchmark"].update(warmup=1, repeats=3, batch_size=4, throughput_batches=2)
     return p
+
+
+@pytest.fixture(params=["sst2", "pairs"])
+def dataset(request, tiny_raw_dir, tiny_pair_dir) -> tuple[str, Path, dict]:
+    """Both tiny datasets: binary single sentences (tsv, integer labels) and 3-class pairs
+    (csv, string labels)."""
+    if request.param == "sst2":
+        return "sst2", tiny_raw_dir, {}
+    return "pairs", tiny_pair_dir, PAIR_DATA
+
+
+@pytest.fixture
+def any_stage_dir(tmp_path, tiny_teacher_dir, dataset, monkeypatch) -> tuple[Path, str]:
+    """Like ``stage_dir``, once per tiny dataset; yields ``(folder, dataset name)``."""
+    name, source, data = dataset
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump(tiny_params(tiny_teacher_dir, source, **data)))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path, name
 
 
 @pytest.fixture

@@ -6,12 +6,18 @@ The stages run as one chain (each consumes the previous outputs), as ``dvc repro
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from transformers import GPT2Config
 
-from .conftest import load_stage
+from distillery import onnx_export
+
+from .conftest import ROOT, load_stage
 
 
 def metrics(path: str) -> dict:
@@ -22,16 +28,18 @@ def files(folder: str) -> set[str]:
     return {p.name for p in Path(folder).iterdir()}
 
 
-def test_pipeline_stages_in_order(stage_dir):
-    load_stage("fetch").main(["--out", "raw", "--metrics", "m/fetch.json"])
-    assert files("raw") == {"train.tsv", "dev.tsv"}
-    assert metrics("m/fetch.json")["source"].startswith("mirror:")
-
+def test_pipeline_stages_in_order(any_stage_dir):
+    """The whole chain on binary single sentences and on 3-class sentence pairs."""
+    _, dataset = any_stage_dir
+    pair = dataset == "pairs"
+    load_stage("data").main(["--out", "raw", "--metrics", "m/data.json"])
     load_stage("prepare").main(["--raw", "raw", "--out", "prep", "--metrics", "m/prepare.json"])
-    assert files("prep") == {"train.tsv", "val.tsv", "transfer.tsv", "eval.tsv"}
+    assert files("prep") == {"train.jsonl", "val.jsonl", "transfer.jsonl", "eval.jsonl",
+                             "labels.json"}
     m = metrics("m/prepare.json")
-    counts = (m["train_count"], m["val_count"], m["transfer_count"], m["eval_count"])
-    assert counts == (120, 40, 60, 60)
+    assert (m["train_count"], m["val_count"], m["transfer_count"]) == (120, 40, 60)
+    names = json.loads(Path("prep/labels.json").read_text())["names"]
+    assert len(names) == (3 if pair else 2)
 
     load_stage("nas").main(["--data", "prep", "--out", "models/arch.json", "--history",
                             "plots/nas.csv", "--png", "plots/nas.png", "--metrics", "m/nas.json"])
@@ -39,7 +47,7 @@ def test_pipeline_stages_in_order(stage_dir):
     assert arch["genome"]["hidden_size"] % arch["genome"]["num_attention_heads"] == 0
     assert Path("plots/nas.png").stat().st_size > 0
     header = Path("plots/nas.csv").read_text().splitlines()[0].split(",")
-    assert {"generation", "accuracy", "n_params", "latency_ms", "fitness"} <= set(header)
+    assert {"generation", "score", "n_params", "latency_ms", "fitness"} <= set(header)
     assert len(Path("plots/nas.csv").read_text().splitlines()) == 1 + 3 * 2
     assert metrics("m/nas.json")["n_candidates"] == 6
 
@@ -47,18 +55,22 @@ def test_pipeline_stages_in_order(stage_dir):
                             "plots/hpo.csv", "--png", "plots/hpo.png", "--metrics", "m/hpo.json"])
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= files("models/teacher")
     assert not any("adapter" in f for f in files("models/teacher")), "adapter must be merged"
+    config = json.loads(Path("models/teacher/config.json").read_text())
+    assert [config["id2label"][str(i)] for i in range(len(names))] == names
     m = metrics("m/hpo.json")
     assert {"best_lr", "best_rank", "best_alpha", "best_dropout", "best_trial_score",
-            "teacher_val_accuracy", "teacher_dev_accuracy", "n_trials"} <= set(m)
+            "teacher_val_score", "teacher_eval_accuracy", "teacher_eval_macro_f1",
+            "n_trials"} <= set(m)
     assert m["n_trials"] == 3
 
     load_stage("distill").main(["--data", "prep", "--arch", "models/arch.json", "--teacher",
                                 "models/teacher", "--out", "models/student",
                                 "--metrics", "m/distill.json"])
     m = metrics("m/distill.json")
-    assert 0 <= m["student_dev_accuracy"] <= 1
+    assert {"student_eval_accuracy", "student_eval_macro_f1", "teacher_eval_macro_f1"} <= set(m)
     assert m["transfer_examples"] == 120 + 60
-    assert m["student_n_params"] > 0
+    config = json.loads(Path("models/student/config.json").read_text())
+    assert config["label2id"] == {n: i for i, n in enumerate(names)}
 
     load_stage("compress").main(["--data", "prep", "--student", "models/student", "--teacher",
                                  "models/teacher", "--out", "models/pruned",
@@ -74,21 +86,33 @@ def test_pipeline_stages_in_order(stage_dir):
     m = metrics("m/export.json")
     for name in ("teacher", "student", "student_pruned"):
         assert m[f"{name}_max_abs_diff"] < 1e-3 and m[f"{name}_agreement"] >= 0.99
+    assert ("token_type_ids" in m["inputs"]) == pair
+    meta = onnx_export.read_metadata("models/onnx/student_int8.onnx")
+    assert json.loads(meta["labels"]) == names
 
     load_stage("benchmark").main(["--data", "prep", "--teacher", "models/teacher", "--student",
                                   "models/student", "--onnx", "models/onnx", "--metrics",
-                                  "m/benchmark.json", "--table", "plots/bench.csv",
-                                  "--png", "plots/pareto.png"])
+                                  "m/benchmark.json", "--classes", "m/classes.json",
+                                  "--confusion-dir", "plots/confusion", "--table",
+                                  "plots/bench.csv", "--png", "plots/pareto.png",
+                                  "--confusion-png", "plots/confusion.png"])
     m = metrics("m/benchmark.json")
     required = {"teacher-torch-fp32", "teacher-onnx-fp32", "student-torch-fp32",
                 "student-onnx-fp32", "student-pruned-onnx-fp32", "student-onnx-int8"}
     assert required <= set(m)
     for name in required:
-        assert set(m[name]) == {"accuracy", "latency_ms_p50", "latency_ms_p95",
+        assert set(m[name]) == {"accuracy", "macro_f1", "latency_ms_p50", "latency_ms_p95",
                                 "throughput_per_s", "size_mb", "n_params", "provider"}
         assert m[name]["latency_ms_p50"] > 0 and m[name]["size_mb"] > 0
     assert m["student-onnx-int8"]["size_mb"] < m["student-onnx-fp32"]["size_mb"]
     assert "cuda" in m["skipped_providers"] or "student-onnx-int8@cuda" in m
+    classes = metrics("m/classes.json")
+    assert set(classes) == {"teacher", "student"} and list(classes["student"]) == names
+    n_eval = metrics("m/prepare.json")["eval_count"]
+    assert sum(c["support"] for c in classes["teacher"].values()) == n_eval
+    rows = Path("plots/confusion/student.csv").read_text().splitlines()
+    assert rows[0] == "actual,predicted" and len(rows) == 1 + n_eval
+    assert Path("plots/confusion.png").stat().st_size > 0
 
     load_stage("report").main(["--metrics-dir", "m", "--out", "reports/results.md",
                                "--metrics", "m/report.json"])
@@ -96,12 +120,13 @@ def test_pipeline_stages_in_order(stage_dir):
     assert m["targets_total"] == 4 and 0 <= m["targets_met"] <= 4
     text = Path("reports/results.md").read_text()
     assert "## Targets" in text and "| student-onnx-int8 |" in text
+    assert all(f"| {n} |" in text for n in names)
 
 
 def test_export_fails_past_tolerance(stage_dir, tiny_teacher_dir):
     """A tolerance no real model meets stops the stage and leaves no output folder."""
     prep = stage_dir / "prep"
-    load_stage("fetch").main(["--out", "raw", "--metrics", "m/fetch.json"])
+    load_stage("data").main(["--out", "raw", "--metrics", "m/data.json"])
     load_stage("prepare").main(["--raw", "raw", "--out", str(prep), "--metrics", "m/p.json"])
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["export"]["int8_max_abs_diff"] = 1e-9
@@ -119,6 +144,7 @@ def test_export_fails_past_tolerance(stage_dir, tiny_teacher_dir):
         ("prepare", "n_train", -5, "prepare.n_train: got -5"),
         ("nas", "strategy", "genetic", "nas.strategy: got 'genetic', expected one of"),
         ("hpo", "sampler", "tpe", "hpo.sampler: got 'tpe'"),
+        ("task", "metric", "f1", "task.metric: got 'f1', expected one of"),
         ("distill", "alpha", 1.5, "distill.alpha: got 1.5, expected a value in [0.0, 1.0]"),
         ("compress", "sparsity", "half", "compress.sparsity: got 'half', expected float"),
         ("benchmark", "providers", ["gpu"], "benchmark.providers: got ['gpu']"),
@@ -130,7 +156,7 @@ def test_bad_params_stop_stage_before_compute(stage_dir, section, key, value, ex
     params[section][key] = value
     Path("params.yaml").write_text(yaml.safe_dump(params))
     stage = {"prepare": "prepare", "nas": "nas", "hpo": "hpo", "distill": "distill",
-             "compress": "compress", "benchmark": "benchmark"}[section]
+             "compress": "compress", "benchmark": "benchmark", "task": "nas"}[section]
     argv = {
         "prepare": ["--raw", "missing", "--out", "o", "--metrics", "m.json"],
         "nas": ["--data", "missing", "--out", "o", "--history", "h", "--png", "p",
@@ -142,7 +168,8 @@ def test_bad_params_stop_stage_before_compute(stage_dir, section, key, value, ex
         "compress": ["--data", "missing", "--student", "s", "--teacher", "t", "--out", "o",
                      "--metrics", "m.json"],
         "benchmark": ["--data", "missing", "--teacher", "t", "--student", "s", "--onnx", "x",
-                      "--metrics", "m.json", "--table", "t.csv", "--png", "p.png"],
+                      "--metrics", "m.json", "--classes", "c.json", "--confusion-dir", "c",
+                      "--table", "t.csv", "--png", "p.png", "--confusion-png", "c.png"],
     }[stage]
     with pytest.raises(ValueError) as err:
         load_stage(stage).main(argv)
@@ -153,3 +180,32 @@ def test_bad_params_stop_stage_before_compute(stage_dir, section, key, value, ex
 def test_missing_data_file_message(stage_dir):
     with pytest.raises(FileNotFoundError, match="dvc repro"):
         load_stage("prepare").main(["--raw", "nowhere", "--out", "o", "--metrics", "m.json"])
+
+
+def test_user_error_ends_with_the_message_alone(stage_dir):
+    """Run as DVC runs it: a bad param prints one message, no traceback, exit status 1."""
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["distill"]["alpha"] = 1.5
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "distill.py"), "--data", "d", "--arch", "a",
+         "--teacher", "t", "--out", "o", "--metrics", "m.json"],
+        capture_output=True, text=True, env={**os.environ, "DISTILLERY_DEBUG": "0"},
+    )
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert "error: invalid params.yaml section 'distill'" in out.stderr
+    assert "distill.alpha: got 1.5" in out.stderr
+
+
+def test_unsupported_teacher_family_stops_before_compute(stage_dir, tmp_path):
+    """A decoder-only teacher is refused with the list of supported families."""
+    folder = tmp_path / "gpt2"
+    GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50).save_pretrained(folder)
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["teacher"]["model"] = str(folder)
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ValueError, match="gpt2.*supported.*bert.*roberta"):
+        load_stage("nas").main(["--data", "missing", "--out", "o", "--history", "h",
+                                "--png", "p", "--metrics", "m.json"])
+    assert not Path("m.json").exists()

@@ -35,7 +35,7 @@ def test_accuracy_length_mismatch():
 @pytest.fixture(scope="module")
 def varied():
     split = make_sentences(13, seed=6)
-    by_length = sorted(range(13), key=lambda i: len(split.sentences[i]))
+    by_length = sorted(range(13), key=lambda i: len(split.texts[i]))
     assert by_length != list(range(13))  # predict_logits really has to restore the order
     return split
 
@@ -46,7 +46,7 @@ def test_predict_logits_rows_in_split_order(tiny_model, tiny_tokenizer, varied):
         expected = np.stack([
             tiny_model(**tiny_tokenizer(s, return_tensors="pt", return_token_type_ids=False))
             .logits[0].numpy()
-            for s in varied.sentences
+            for s in varied.texts
         ])
     got = evaluate.predict_logits(tiny_model, varied, tiny_tokenizer, max_length=64, batch_size=4)
     assert got.shape == (13, 2) and got.dtype == np.float32
@@ -78,7 +78,7 @@ def test_evaluate_accuracy_of_a_known_model(tiny_tokenizer):
     split = make_sentences(20, seed=7)
     ids = tiny_tokenizer.convert_tokens_to_ids(POSITIVE)
     assert evaluate.evaluate(PolarityModel(ids), split, tiny_tokenizer, 64) == 1.0
-    flipped = type(split)(split.sentences, [1 - y for y in split.labels])
+    flipped = type(split)(split.texts, [1 - y for y in split.labels])
     assert evaluate.evaluate(PolarityModel(ids), flipped, tiny_tokenizer, 64) == 0.0
 
 
@@ -87,6 +87,9 @@ class FakeSession:
 
     def __init__(self) -> None:
         self.feeds: list[dict[str, np.ndarray]] = []
+
+    def get_inputs(self):
+        return [types.SimpleNamespace(name=n) for n in ("input_ids", "attention_mask")]
 
     def run(self, outputs, feeds):
         assert outputs == ["logits"]
@@ -101,6 +104,56 @@ def test_onnx_logits_rows_in_split_order(tiny_tokenizer, varied):
     session = FakeSession()
     got = evaluate.onnx_logits(session, varied, tiny_tokenizer, max_length=64, batch_size=4)
     assert len(session.feeds) == 4  # ceil(13 / 4) batches
-    for row, sentence in zip(got, varied.sentences, strict=True):
+    for row, sentence in zip(got, varied.texts, strict=True):
         ids = tiny_tokenizer(sentence)["input_ids"]
         assert row.tolist() == [len(ids), ids[1]]
+
+
+# --------------------------------------------------------------------------- metrics
+
+# 3 classes; predictions (argmax) = [0, 0, 1, 2, 2, 2] for labels [0, 1, 1, 2, 2, 0]
+LOGITS = np.eye(3, dtype=np.float32)[[0, 0, 1, 2, 2, 2]]
+LABELS = [0, 1, 1, 2, 2, 0]
+
+
+def test_macro_f1_hand_computation():
+    # class 0: tp 1, fp 1, fn 1 -> F1 0.5; class 1: tp 1, fp 0, fn 1 -> P 1, R 0.5, F1 2/3;
+    # class 2: tp 2, fp 1, fn 0 -> P 2/3, R 1, F1 0.8
+    assert evaluate.macro_f1(LOGITS, LABELS) == pytest.approx((0.5 + 2 / 3 + 0.8) / 3)
+    assert evaluate.accuracy(LOGITS, LABELS) == pytest.approx(4 / 6)
+    assert evaluate.scores(LOGITS, LABELS) == {
+        "accuracy": pytest.approx(4 / 6), "macro_f1": pytest.approx((0.5 + 2 / 3 + 0.8) / 3)}
+
+
+def test_macro_f1_counts_a_never_predicted_class_as_zero():
+    logits = np.eye(3, dtype=np.float32)[[0, 0, 1]]
+    assert evaluate.macro_f1(logits, [0, 0, 2]) == pytest.approx((1 + 0 + 0) / 3)
+
+
+def test_score_picks_the_task_metric():
+    assert evaluate.score(LOGITS, LABELS, "accuracy") == evaluate.accuracy(LOGITS, LABELS)
+    assert evaluate.score(LOGITS, LABELS, "macro_f1") == evaluate.macro_f1(LOGITS, LABELS)
+    with pytest.raises(ValueError, match="task.metric"):
+        evaluate.score(LOGITS, LABELS, "f1")
+
+
+def test_per_class_is_keyed_by_label_name():
+    out = evaluate.per_class(LOGITS, LABELS, ["a", "b", "c"])
+    assert list(out) == ["a", "b", "c"]
+    assert out["b"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(0.6667, abs=1e-4),
+                        "support": 2}
+    assert out["c"]["precision"] == pytest.approx(0.6667, abs=1e-4)
+    with pytest.raises(ValueError, match="2 label names for 3 classes"):
+        evaluate.per_class(LOGITS, LABELS, ["a", "b"])
+
+
+def test_confusion_rows_name_actual_and_predicted():
+    rows = evaluate.confusion_rows(LOGITS, LABELS, ["a", "b", "c"])
+    assert rows[1] == {"actual": "b", "predicted": "a"}
+    assert rows[5] == {"actual": "a", "predicted": "c"}
+    assert len(rows) == 6
+
+
+def test_unlabelled_examples_cannot_be_scored():
+    with pytest.raises(ValueError, match="unlabelled"):
+        evaluate.accuracy(LOGITS, [0, 1, 1, 2, 2, -1])

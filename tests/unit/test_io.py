@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 
 import numpy as np
@@ -121,3 +122,24 @@ def test_timer_reports_elapsed_seconds(monkeypatch):
     with io.Timer() as t:
         pass
     assert t.seconds == 2.5
+
+
+def test_atomic_path_removes_debris_of_a_killed_writer(tmp_path):
+    """A process killed inside ``atomic_path`` leaves ``.out.<pid>.*``; the next write
+    removes it (its pid is dead) but keeps the folder of a live writer."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys, time; from distillery import io\n"
+            f"with io.atomic_path({str(tmp_path / 'out')!r}) as t:\n"
+            "    t.write_text('half'); print('ready', flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    live = tmp_path / f".out.{os.getpid()}.keep"
+    live.mkdir()
+    proc.kill()
+    proc.wait()
+    debris = [p for p in tmp_path.iterdir() if p.name.startswith(f".out.{proc.pid}.")]
+    assert len(debris) == 1
+    io.write_json(tmp_path / "out", {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", live.name])

@@ -15,13 +15,15 @@ import yaml
 from distillery.params import (
     BenchmarkParams,
     CompressParams,
+    DataParams,
     DistillParams,
     ExportParams,
-    FetchParams,
     HpoParams,
     NasParams,
     PrepareParams,
+    ReportParams,
     SearchSpace,
+    TaskParams,
     TeacherParams,
     load_section,
     parse_section,
@@ -30,7 +32,8 @@ from distillery.params import (
 REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 
 SECTIONS = [
-    ("fetch", FetchParams),
+    ("data", DataParams),
+    ("task", TaskParams),
     ("teacher", TeacherParams),
     ("prepare", PrepareParams),
     ("nas", NasParams),
@@ -39,6 +42,7 @@ SECTIONS = [
     ("compress", CompressParams),
     ("export", ExportParams),
     ("benchmark", BenchmarkParams),
+    ("report", ReportParams),
 ]
 SECTION_IDS = [name for name, _ in SECTIONS]
 
@@ -72,6 +76,17 @@ def test_repo_params_yaml_loads_every_section(name, cls):
     as_dict = dataclasses.asdict(obj)
     for key, value in raw.items():  # every value written in params.yaml is the one loaded
         assert as_dict[key] == value, key
+
+
+def test_params_yaml_is_the_one_source_of_truth():
+    """Every section of params.yaml is known, holds every key, and the dataclass defaults
+    equal it: deleting a key from params.yaml does not silently change the study."""
+    raw = yaml.safe_load(REPO_PARAMS.read_text())
+    assert set(raw) == set(SECTION_IDS)
+    for name, cls in SECTIONS:
+        defaults = dataclasses.asdict(cls())
+        assert set(raw[name]) == set(defaults), name
+        assert defaults == dataclasses.asdict(load_section(REPO_PARAMS, name, cls)), name
 
 
 def test_nested_search_space_is_built_as_a_dataclass():
@@ -112,7 +127,12 @@ BAD_VALUES = [
      ["nas.init_from_teacher", "'yes'", "expected bool"]),
     (TeacherParams, "teacher", {"max_length": -3}, ["teacher.max_length", "-3", "positive"]),
     (TeacherParams, "teacher", {"model": ""}, ["teacher.model", "must not be empty"]),
-    (FetchParams, "fetch", {"hub_dataset": ""}, ["fetch.hub_dataset", "must not be empty"]),
+    (DataParams, "data", {"source": ""}, ["data.source", "must not be empty"]),
+    (DataParams, "data", {"label_names": ["a"]}, ["data.label_names", "at least two distinct"]),
+    (DataParams, "data", {"text_pair_column": "label"}, ["data.text_pair_column", "already"]),
+    (DataParams, "data", {"eval_split": "train"}, ["data.eval_split", "same as train_split"]),
+    (TaskParams, "task", {"metric": "f1"}, ["task.metric: got 'f1'", "'macro_f1'"]),
+    (ReportParams, "report", {"min_student_ratio": -1}, ["report.min_student_ratio"]),
     (PrepareParams, "prepare", {"n_train": 0}, ["prepare.n_train", "got 0", "positive"]),
     (PrepareParams, "prepare", {"n_transfer": -5}, ["prepare.n_transfer", "-5", ">= 0"]),
     (HpoParams, "hpo", {"sampler": "tpe"}, ["hpo.sampler", "'tpe'", "one of 'gp', 'random'"]),
@@ -220,8 +240,8 @@ def test_load_section_missing_file(tmp_path):
 
 def test_load_section_missing_section(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text("fetch:\n  mirror: x\n")
-    with pytest.raises(ValueError, match=r"no 'nas' section \(sections: fetch\)"):
+    path.write_text("data:\n  source: x\n")
+    with pytest.raises(ValueError, match=r"no 'nas' section \(sections: data\)"):
         load_section(path, "nas", NasParams)
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from distillery import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-NAS_ROWS = [{"generation": g, "n_params": 1e6 * (g + 1), "accuracy": 0.6 + 0.1 * g}
+NAS_ROWS = [{"generation": g, "n_params": 1e6 * (g + 1), "score": 0.6 + 0.1 * g}
             for g in range(3)]
 HPO_ROWS = [{"trial": i, "score": s, "best_so_far": b}
             for i, (s, b) in enumerate([(0.5, 0.5), (0.7, 0.7), (0.6, 0.7), (0.8, 0.8)])]
-PARETO_ROWS = [{"variant": v, "latency_ms_p50": lat, "accuracy": acc, "size_mb": mb}
+PARETO_ROWS = [{"variant": v, "latency_ms_p50": lat, "accuracy": acc, "macro_f1": acc - 0.1,
+                "size_mb": mb}
                for v, lat, acc, mb in [("teacher", 9.0, 0.9, 90), ("int8", 1.5, 0.85, 8)]]
 
 
@@ -22,8 +24,11 @@ PARETO_ROWS = [{"variant": v, "latency_ms_p50": lat, "accuracy": acc, "size_mb":
         lambda path: plots.nas_scatter(NAS_ROWS, path, NAS_ROWS[-1]),
         lambda path: plots.hpo_trials(HPO_ROWS, path, n_initial=2),
         lambda path: plots.pareto(PARETO_ROWS, path),
+        lambda path: plots.pareto(PARETO_ROWS, path, metric="macro_f1"),
+        lambda path: plots.confusion({"teacher": np.array([[5, 1, 0], [0, 4, 2], [1, 0, 6]]),
+                                      "student": np.eye(3) * 4}, ["a", "b", "c"], path),
     ],
-    ids=["nas_scatter", "hpo_trials", "pareto"],
+    ids=["nas_scatter", "hpo_trials", "pareto", "pareto_macro_f1", "confusion"],
 )
 def test_plot_writes_a_png(tmp_path, draw):
     path = tmp_path / "plots" / "figure.png"

@@ -1,0 +1,52 @@
+"""What the pipeline needs to know about one encoder family, and the registry of families.
+
+A :class:`Family` names, for one ``model_type`` of transformers, where the transformer layers
+live (weight transfer, pruning, parameter counts), which config attributes hold the four NAS
+genes, which modules LoRA adapts and which form the classification head. Everything else is
+generic and lives in :mod:`distillery.families`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from transformers import PretrainedConfig
+
+GENES = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
+"""Architecture genes of a student (the NAS search space), in config names of BERT."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """How the pipeline handles the encoders of one family."""
+
+    name: str
+    model_types: tuple[str, ...]
+    """``config.model_type`` values this family covers."""
+    layers: str
+    """Dotted path of the ``ModuleList`` of transformer layers in the *ForSequenceClassification
+    model, e.g. ``bert.encoder.layer``."""
+    lora_targets: tuple[str, ...]
+    """Default ``target_modules`` of LoRA (the attention query and value projections)."""
+    head: tuple[str, ...]
+    """Modules of the classification head: trained in full under LoRA (``modules_to_save``)."""
+    gene_attrs: dict[str, str] = field(default_factory=dict)
+    """Config attribute of each gene, where it is not the BERT name."""
+    fix_config: Callable[[PretrainedConfig], None] | None = None
+    """Makes a config with new gene values consistent (derived sizes), in place."""
+
+    def attr(self, gene: str) -> str:
+        """The config attribute that holds ``gene``."""
+        return self.gene_attrs.get(gene, gene)
+
+
+REGISTRY: dict[str, Family] = {}
+"""``model_type`` -> family."""
+
+
+def register(family: Family) -> Family:
+    """Add ``family`` to :data:`REGISTRY` under each of its model types."""
+    for model_type in family.model_types:
+        REGISTRY[model_type] = family
+    return family
