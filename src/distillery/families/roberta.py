@@ -7,6 +7,5 @@ ROBERTA = register(Family(
     name="roberta",
     model_types=("roberta", "xlm-roberta"),
     layers="roberta.encoder.layer",
-    lora_targets=("query", "value"),
     head=("classifier",),
 ))
