@@ -1,0 +1,98 @@
+"""Stages ``data`` and ``prepare`` on small sources written by the tests: the 7-class intent
+tsv of issue 5 (string labels, header ``text<TAB>label``), a source without an eval split,
+imbalanced labels, and a bad param run the way DVC runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from distillery.data import load_prepared
+from tests.stages.conftest import ROOT, load_stage
+
+INTENTS = ["billing", "cancel", "greeting", "login", "refund", "shipping", "upgrade"]
+
+
+def _intent_rows(n: int, seed: int, weights=None) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    labels = rng.choices(INTENTS, weights=weights, k=n)
+    return [(f"please help with my {y} issue number {seed}-{i}", y) for i, y in enumerate(labels)]
+
+
+def _tsv(path: Path, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+
+
+def _run(folder: Path, **data) -> tuple[dict, dict]:
+    """data + prepare with small split sizes; returns (prepare metrics, prepared splits)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"] = {**params["data"], "text_column": "text", "label_names": None, **data}
+    params["prepare"].update(n_train=140, n_val=35, n_transfer=50)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    load_stage("data").main(["--out", "raw", "--metrics", "m/data.json"])
+    load_stage("prepare").main(["--raw", "raw", "--out", "prep", "--metrics", "m/prep.json"])
+    return json.loads(Path("m/prep.json").read_text()), load_prepared("prep")
+
+
+def test_seven_string_intents_from_a_text_label_tsv(tmp_path, monkeypatch):
+    _tsv(tmp_path / "src" / "train.tsv", _intent_rows(400, seed=1))
+    _tsv(tmp_path / "src" / "dev.tsv", _intent_rows(70, seed=2))
+    monkeypatch.chdir(tmp_path)
+    metrics, (splits, names) = _run(tmp_path, source=str(tmp_path / "src"))
+    assert names == INTENTS and metrics["n_classes"] == 7 and metrics["label_type"] == "str"
+    assert json.loads(Path("prep/labels.json").read_text()) == {"names": INTENTS, "pair": False}
+    for split in ("train", "val", "eval"):
+        counts = metrics[f"{split}_class_counts"]
+        assert list(counts) == INTENTS and sum(counts.values()) == metrics[f"{split}_count"]
+    assert min(metrics["train_class_counts"].values()) > 0
+    assert metrics["eval_count"] == 70 and metrics["eval_carved"] is False
+    assert set(splits["transfer"].labels) == {-1}
+
+
+def test_a_source_without_eval_split_gets_a_stratified_carved_one(tmp_path, monkeypatch):
+    rows = _intent_rows(420, seed=3)
+    _tsv(tmp_path / "tickets.tsv", rows)
+    monkeypatch.chdir(tmp_path)
+    metrics, (splits, _) = _run(tmp_path, source="tickets.tsv", eval_size=70)
+    assert metrics["eval_carved"] is True and metrics["eval_count"] == 70
+    share = {y: sum(1 for _, z in rows if z == y) / len(rows) for y in INTENTS}
+    for y, n in metrics["eval_class_counts"].items():
+        assert abs(n - 70 * share[y]) <= 1, y  # stratified: within rounding of its share
+    texts = [set(s.texts) for s in splits.values()]
+    assert sum(len(t) for t in texts) == len(set().union(*texts))  # no text in two splits
+
+
+def test_imbalanced_labels_keep_their_proportions(tmp_path, monkeypatch):
+    rows = [(f"fine text {i}", "ok") for i in range(360)] + [
+        (f"broken text {i}", "spam") for i in range(40)]
+    _tsv(tmp_path / "train.tsv", rows)
+    monkeypatch.chdir(tmp_path)
+    metrics, _ = _run(tmp_path, source="train.tsv", eval_size=50)
+    assert metrics["train_class_counts"] == {"ok": 126, "spam": 14}  # 90 / 10 of 140
+    # val: 35 of the 189 / 21 left = 31.5 / 3.5; the tied remainder goes to the first class
+    assert metrics["val_class_counts"] == {"ok": 32, "spam": 3}
+
+
+def test_a_missing_column_ends_with_the_message_alone(tmp_path):
+    _tsv(tmp_path / "train.tsv", _intent_rows(50, seed=4))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(source=str(tmp_path / "train.tsv"))  # text_column: sentence
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "DISTILLERY_DEBUG": "0"}
+    for stage, args in (("data", ["--out", "raw", "--metrics", "d.json"]),
+                        ("prepare", ["--raw", "raw", "--out", "prep", "--metrics", "p.json"])):
+        out = subprocess.run([sys.executable, str(ROOT / "stages" / f"{stage}.py"), *args],
+                             capture_output=True, text=True, env=env, cwd=tmp_path)
+        if stage == "data":
+            assert out.returncode == 0, out.stderr
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert ("error: train.tsv: no column 'sentence' (data.text_column); its columns are: "
+            "text, label") in out.stderr
+    assert not (tmp_path / "prep").exists() and not (tmp_path / "p.json").exists()

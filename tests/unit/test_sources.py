@@ -1,0 +1,221 @@
+"""Tests of ``distillery.sources``: materialising a source, reading every file format with
+``datasets``, and turning raw labels into class ids. Every file is written by the test."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from distillery import sources
+from distillery.params import DataParams
+
+ROWS = [("it 's \"great\" fun", 1), ("dull", 0), ("null", 1), ("2010", 0), ("NA", 1)]
+"""Texts that a careless reader turns into quotes, NaN or numbers."""
+
+
+def _params(**kw) -> DataParams:
+    base = dict(source="unused", text_column="sentence", label_column="label",
+                label_names=None, eval_split="dev")
+    return DataParams(**{**base, **kw})
+
+
+def write(path: Path, rows, columns=("sentence", "label")) -> Path:
+    """``rows`` in the format of ``path``'s extension."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kind = sources.FORMATS[path.suffix]
+    records = [dict(zip(columns, r, strict=True)) for r in rows]
+    if kind == "tsv":  # GLUE style: no quoting at all
+        path.write_text("\t".join(columns) + "\n"
+                        + "".join("\t".join(map(str, r)) + "\n" for r in rows))
+    elif kind == "csv":
+        with path.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(columns)
+            w.writerows(rows)
+    elif path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    elif kind == "json":
+        path.write_text(json.dumps(records))
+    else:
+        pq.write_table(pa.Table.from_pylist(records), path)
+    return path
+
+
+# --------------------------------------------------------------------------- materialise
+
+
+@pytest.mark.parametrize("ext", [".csv", ".tsv", ".jsonl", ".json", ".parquet"])
+def test_materialise_copies_a_file_byte_for_byte_and_counts_rows(tmp_path, ext):
+    src = write(tmp_path / "src" / f"train{ext}", ROWS)
+    metrics = sources.materialise(_params(source=str(src)), tmp_path / "raw")
+    assert (tmp_path / "raw" / src.name).read_bytes() == src.read_bytes()
+    assert metrics == {"origin": "local", "source": str(src), "files": 1, "train_rows": 5}
+
+
+def test_materialise_copies_only_data_files_of_a_folder_and_skips_identical(tmp_path):
+    src = tmp_path / "src"
+    write(src / "train.tsv", ROWS)
+    write(src / "dev.tsv", ROWS[:2])
+    (src / "README.md").write_text("not data")
+    out = tmp_path / "raw"
+    metrics = sources.materialise(_params(source=str(src)), out)
+    assert sorted(p.name for p in out.iterdir()) == ["dev.tsv", "train.tsv"]
+    assert (metrics["files"], metrics["train_rows"], metrics["dev_rows"]) == (2, 5, 2)
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    sources.materialise(_params(source=str(src)), out)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # untouched
+    write(src / "dev.tsv", ROWS[:3])  # an edited source is copied again
+    assert sources.materialise(_params(source=str(src)), out)["dev_rows"] == 3
+    assert (out / "dev.tsv").read_bytes() == (src / "dev.tsv").read_bytes()
+
+
+def test_materialise_rejects_unsupported_sources(tmp_path):
+    (tmp_path / "data.xlsx").write_bytes(b"PK")
+    with pytest.raises(ValueError, match=r"data\.source=.*unsupported file type '\.xlsx'"):
+        sources.materialise(_params(source=str(tmp_path / "data.xlsx")), tmp_path / "raw")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"holds no .* file \(found: notes\.txt\)"):
+        sources.materialise(_params(source=str(tmp_path / "empty")), tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_materialise_unknown_name_offline_says_what_to_check(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"data\.source='no/such-dataset'.*Hub"):
+        sources.materialise(_params(source="no/such-dataset"), tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_materialise_does_not_download_a_hub_dataset_twice(tmp_path, monkeypatch):
+    import datasets
+
+    out = tmp_path / "raw"
+    out.mkdir()
+    meta = {"origin": "hub", "source": "glue", "config": "mrpc",
+            "splits": {"train": 3, "validation": 2}}
+    (out / sources.SOURCE_FILE).write_text(json.dumps(meta))
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("downloaded again")
+
+    monkeypatch.setattr(datasets, "load_dataset", no_download)
+    metrics = sources.materialise(_params(source="glue", config="mrpc"), out)
+    assert metrics == {"origin": "hub", "source": "glue", "files": 2, "train_rows": 3,
+                       "validation_rows": 2}
+    with pytest.raises(FileNotFoundError, match="config='sst2'"):  # another config: download
+        sources.materialise(_params(source="glue", config="sst2"), out)
+
+
+# --------------------------------------------------------------------------- load_raw
+
+
+@pytest.mark.parametrize("ext", [".csv", ".tsv", ".jsonl", ".json", ".parquet"])
+def test_every_format_reads_the_same_texts_and_labels(tmp_path, ext):
+    write(tmp_path / f"train{ext}", ROWS)
+    write(tmp_path / f"dev{ext}", [("good", 1), ("bad", 0)])
+    splits, names, info = sources.load_raw(tmp_path, _params(label_names=["neg", "pos"]))
+    assert splits["train"].texts == [t for t, _ in ROWS]  # quotes, "null", "NA", "2010" kept
+    assert splits["train"].labels == [1, 0, 1, 0, 1] and splits["train"].pairs is None
+    assert (splits["eval"].texts, splits["eval"].labels) == (["good", "bad"], [1, 0])
+    assert names == ["neg", "pos"] and info["label_type"] == "int"
+
+
+def test_string_labels_are_sorted_and_numbered(tmp_path):
+    write(tmp_path / "train.csv", [("a", "refund"), ("b", "billing"), ("c", "login"),
+                                   ("d", "billing")])
+    write(tmp_path / "dev.csv", [("e", "login")])
+    splits, names, info = sources.load_raw(tmp_path, _params())
+    assert names == ["billing", "login", "refund"] and info["label_type"] == "str"
+    assert splits["train"].labels == [2, 0, 1, 0] and splits["eval"].labels == [1]
+
+
+def test_sentence_pairs_are_read(tmp_path):
+    cols = ("premise", "hypothesis", "label")
+    write(tmp_path / "train.csv", [("p1", "h1", "yes"), ("p2", "h2", "no")], cols)
+    splits, names, _ = sources.load_raw(tmp_path, _params(text_column="premise",
+                                                          text_pair_column="hypothesis"))
+    assert splits["train"].pairs == ["h1", "h2"] and names == ["no", "yes"]
+
+
+def test_a_single_file_is_train_and_eval_is_left_to_carve(tmp_path):
+    write(tmp_path / "tickets.csv", ROWS)
+    splits, _, info = sources.load_raw(tmp_path, _params())
+    assert set(splits) == {"train"} and info["eval_file"] is None
+
+
+def test_empty_texts_are_dropped_and_counted(tmp_path):
+    write(tmp_path / "train.csv", [("a", 0), ("  ", 1), ("", 0), ("b", 1)])
+    splits, _, info = sources.load_raw(tmp_path, _params())
+    assert splits["train"].texts == ["a", "b"] and info["train_empty_texts_dropped"] == 2
+
+
+@pytest.mark.parametrize(
+    ("rows", "dev", "kw", "error", "match"),
+    [
+        (ROWS, None, {"text_column": "text"}, ValueError,
+         r"train\.csv: no column 'text' \(data\.text_column\); its columns are: sentence, label"),
+        ([("a", 1), ("b", 1)], None, {}, ValueError, r"single class \('1'\).*at least 2"),
+        ([("a", "x"), ("b", "y")], [("c", "z"), ("d", "z")], {}, ValueError,
+         r"eval split: label 'z' \(2 examples\) does not occur in train"),
+        ([("a", "x"), ("b", "y")], None, {"label_names": ["x", "y"]}, ValueError,
+         r"labels are strings .*set data\.label_names: null"),
+        ([("a", 0), ("b", 1)], None, {"label_names": ["n", "p", "q"]}, ValueError,
+         r"data\.label_names has 3 names but train has 2 classes"),
+        ([("", 0), (" ", 1)], None, {}, ValueError, r"train\.csv: no examples \(rows: 2"),
+        ([("a", 0), ("b", "")], None, {}, ValueError, r"empty label .* row 2"),
+        (ROWS, None, {"train_split": "training"}, FileNotFoundError,
+         r"no 'training' split .*\(splits: dev, train\)"),
+    ],
+    ids=["missing-column", "single-class", "eval-only-label", "names-for-strings",
+         "names-wrong-length", "empty-split", "empty-label", "no-such-split"],
+)
+def test_bad_input_says_what_to_fix(tmp_path, rows, dev, kw, error, match):
+    write(tmp_path / "train.csv", rows)
+    write(tmp_path / "dev.csv", dev or [("z", rows[0][1])])
+    with pytest.raises(error, match=match):
+        sources.load_raw(tmp_path, _params(**kw))
+
+
+def test_unreadable_file_names_the_format(tmp_path):
+    (tmp_path / "train.parquet").write_bytes(b"this is not parquet")
+    with pytest.raises(ValueError, match=r"could not read train\.parquet as parquet"):
+        sources.load_raw(tmp_path, _params())
+
+
+def test_missing_folder_says_which_stage(tmp_path):
+    with pytest.raises(FileNotFoundError, match="dvc repro data"):
+        sources.load_raw(tmp_path / "nowhere", _params())
+
+
+# --------------------------------------------------------------------------- label ids
+
+
+@pytest.mark.parametrize(
+    ("train", "other", "label_names", "classlabel", "ids", "names", "kind"),
+    [
+        ([0, 1, 1], [1], None, None, [0, 1, 1], ["0", "1"], "int"),
+        ([0, 1, 1], [1], ["neg", "pos"], None, [0, 1, 1], ["neg", "pos"], "int"),
+        ([7, 3, 7], [3], None, None, [1, 0, 1], ["3", "7"], "int"),
+        ([0, 2, 1], [2], None, ["a", "b", "c"], [0, 2, 1], ["a", "b", "c"], "int"),
+        (["0", " 1", "1"], ["0"], None, None, [0, 1, 1], ["0", "1"], "int"),
+        ([1.0, 0.0], [1.0], None, None, [1, 0], ["0", "1"], "int"),
+        (["b", "a", " c"], ["a"], None, None, [1, 0, 2], ["a", "b", "c"], "str"),
+    ],
+    ids=["ints", "ints-named", "non-contiguous", "classlabel", "int-strings", "int-floats",
+         "strings"],
+)
+def test_label_ids_hand_cases(train, other, label_names, classlabel, ids, names, kind):
+    got_ids, got_names, got_kind = sources.label_ids({"train": train, "eval": other},
+                                                     label_names, classlabel)
+    assert got_ids["train"] == ids and (got_names, got_kind) == (names, kind)
+    assert got_names[got_ids["eval"][0]] == (names[ids[train.index(other[0])]])
+
+
+def test_label_ids_rejects_mixed_types():
+    with pytest.raises(ValueError, match="holds int, str values"):
+        sources.label_ids({"train": [0, "a"]}, None)
