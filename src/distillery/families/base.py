@@ -2,8 +2,8 @@
 
 A :class:`Family` names, for one ``model_type`` of transformers, where the transformer layers
 live (weight transfer, pruning, parameter counts), which config attributes hold the four NAS
-genes and which modules form the classification head (trained in full under LoRA). Everything else is
-generic and lives in :mod:`distillery.families`.
+genes and which modules form the classification head (trained in full under LoRA).
+Everything else is generic and lives in :mod:`distillery.families`.
 """
 
 from __future__ import annotations
