@@ -323,7 +323,7 @@ def label_ids(
     for name, raw in values.items():
         if name == "train":
             continue
-        vals = _normalise(raw, name)[1] if kind == "int" else [str(v) for v in raw]
+        vals = _normalise(raw, name)[1] if kind == "int" else [str(v).strip() for v in raw]
         unknown = Counter(v for v in vals if v not in index)
         if unknown:
             shown = ", ".join(f"{v!r} ({n} examples)" for v, n in unknown.most_common(5))

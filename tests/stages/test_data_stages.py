@@ -4,6 +4,7 @@ imbalanced labels, and a bad param run the way DVC runs it."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from distillery.data import load_prepared
@@ -28,6 +30,11 @@ def _intent_rows(n: int, seed: int, weights=None) -> list[tuple[str, str]]:
 def _tsv(path: Path, rows) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+
+
+def _csv(path: Path, rows) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("text", "label"), *rows])
 
 
 def _run(folder: Path, **data) -> tuple[dict, dict]:
@@ -58,9 +65,11 @@ def test_seven_string_intents_from_a_text_label_tsv(tmp_path, monkeypatch):
 
 def test_a_source_without_eval_split_gets_a_stratified_carved_one(tmp_path, monkeypatch):
     rows = _intent_rows(420, seed=3)
-    _tsv(tmp_path / "tickets.tsv", rows)
+    _csv(tmp_path / "tickets.csv", rows)
     monkeypatch.chdir(tmp_path)
-    metrics, (splits, _) = _run(tmp_path, source="tickets.tsv", eval_size=70)
+    metrics, (splits, _) = _run(tmp_path, source="tickets.csv", eval_size=70)
+    assert json.loads(Path("m/data.json").read_text()) == {
+        "origin": "local", "source": "tickets.csv", "files": 1, "tickets_rows": 420}
     assert metrics["eval_carved"] is True and metrics["eval_count"] == 70
     share = {y: sum(1 for _, z in rows if z == y) / len(rows) for y in INTENTS}
     for y, n in metrics["eval_class_counts"].items():
@@ -80,19 +89,29 @@ def test_imbalanced_labels_keep_their_proportions(tmp_path, monkeypatch):
     assert metrics["val_class_counts"] == {"ok": 32, "spam": 3}
 
 
-def test_a_missing_column_ends_with_the_message_alone(tmp_path):
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "error: train.tsv: no column 'sentence' (data.text_column); its columns are: "
+             "text, label"),
+        ({"text_column": "text", "label_column": "nope"},
+         "error: train.tsv: no column 'nope' (data.label_column); its columns are: text, label"),
+    ],
+    ids=["default-text-column", "label-column"],
+)
+def test_a_missing_column_ends_with_the_message_alone(tmp_path, monkeypatch, data, message):
+    """Run as DVC runs it: one message naming the params key, no traceback, exit status 1."""
     _tsv(tmp_path / "train.tsv", _intent_rows(50, seed=4))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"].update(source=str(tmp_path / "train.tsv"))  # text_column: sentence
+    params["data"].update(source=str(tmp_path / "train.tsv"), **data)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, "DISTILLERY_DEBUG": "0"}
-    for stage, args in (("data", ["--out", "raw", "--metrics", "d.json"]),
-                        ("prepare", ["--raw", "raw", "--out", "prep", "--metrics", "p.json"])):
-        out = subprocess.run([sys.executable, str(ROOT / "stages" / f"{stage}.py"), *args],
-                             capture_output=True, text=True, env=env, cwd=tmp_path)
-        if stage == "data":
-            assert out.returncode == 0, out.stderr
+    monkeypatch.chdir(tmp_path)
+    load_stage("data").main(["--out", "raw", "--metrics", "d.json"])  # copying needs no column
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "prepare.py"), "--raw", "raw", "--out", "prep",
+         "--metrics", "p.json"],
+        capture_output=True, text=True, env={**os.environ, "DISTILLERY_DEBUG": "0"},
+        cwd=tmp_path)
     assert out.returncode == 1 and "Traceback" not in out.stderr
-    assert ("error: train.tsv: no column 'sentence' (data.text_column); its columns are: "
-            "text, label") in out.stderr
+    assert message in out.stderr
     assert not (tmp_path / "prep").exists() and not (tmp_path / "p.json").exists()

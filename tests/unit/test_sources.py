@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,8 +15,10 @@ import pytest
 from distillery import sources
 from distillery.params import DataParams
 
-ROWS = [("it 's \"great\" fun", 1), ("dull", 0), ("null", 1), ("2010", 0), ("NA", 1)]
-"""Texts that a careless reader turns into quotes, NaN or numbers."""
+ROWS = [("it 's \"great\" fun", 1), ("\" dull", 0), ("null", 1), ("2010", 0), ("NA", 1)]
+"""Texts that a careless reader turns into quotes, NaN or numbers. The GLUE-style tsv holds
+them unquoted: read with quoting, the opening quote of ``" dull`` would swallow the rows
+after it."""
 
 
 def _params(**kw) -> DataParams:
@@ -72,6 +75,12 @@ def test_materialise_copies_only_data_files_of_a_folder_and_skips_identical(tmp_
     write(src / "dev.tsv", ROWS[:3])  # an edited source is copied again
     assert sources.materialise(_params(source=str(src)), out)["dev_rows"] == 3
     assert (out / "dev.tsv").read_bytes() == (src / "dev.tsv").read_bytes()
+    # an edit of the same size and mtime is still noticed: files are compared byte for byte
+    (src / "dev.tsv").write_bytes((src / "dev.tsv").read_bytes().replace(b"fun", b"FUN"))
+    copy = (out / "dev.tsv").stat()
+    os.utime(src / "dev.tsv", ns=(copy.st_atime_ns, copy.st_mtime_ns))
+    sources.materialise(_params(source=str(src)), out)
+    assert b"FUN" in (out / "dev.tsv").read_bytes()
 
 
 def test_materialise_rejects_unsupported_sources(tmp_path):
@@ -80,7 +89,7 @@ def test_materialise_rejects_unsupported_sources(tmp_path):
         sources.materialise(_params(source=str(tmp_path / "data.xlsx")), tmp_path / "raw")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("x")
-    with pytest.raises(ValueError, match=r"holds no .* file \(found: notes\.txt\)"):
+    with pytest.raises(ValueError, match=r"data\.source=.* holds no .* file \(found: notes\.txt\)"):
         sources.materialise(_params(source=str(tmp_path / "empty")), tmp_path / "raw")
     assert not (tmp_path / "raw").exists()
 
@@ -128,10 +137,10 @@ def test_every_format_reads_the_same_texts_and_labels(tmp_path, ext):
 def test_string_labels_are_sorted_and_numbered(tmp_path):
     write(tmp_path / "train.csv", [("a", "refund"), ("b", "billing"), ("c", "login"),
                                    ("d", "billing")])
-    write(tmp_path / "dev.csv", [("e", "login")])
+    write(tmp_path / "dev.csv", [("e", "login "), ("f", " refund")])  # stripped, as in train
     splits, names, info = sources.load_raw(tmp_path, _params())
     assert names == ["billing", "login", "refund"] and info["label_type"] == "str"
-    assert splits["train"].labels == [2, 0, 1, 0] and splits["eval"].labels == [1]
+    assert splits["train"].labels == [2, 0, 1, 0] and splits["eval"].labels == [1, 2]
 
 
 def test_sentence_pairs_are_read(tmp_path):
@@ -159,6 +168,8 @@ def test_empty_texts_are_dropped_and_counted(tmp_path):
     [
         (ROWS, None, {"text_column": "text"}, ValueError,
          r"train\.csv: no column 'text' \(data\.text_column\); its columns are: sentence, label"),
+        (ROWS, None, {"label_column": "nope"}, ValueError,
+         r"no column 'nope' \(data\.label_column\); its columns are: sentence, label"),
         ([("a", 1), ("b", 1)], None, {}, ValueError, r"single class \('1'\).*at least 2"),
         ([("a", "x"), ("b", "y")], [("c", "z"), ("d", "z")], {}, ValueError,
          r"eval split: label 'z' \(2 examples\) does not occur in train"),
@@ -171,8 +182,9 @@ def test_empty_texts_are_dropped_and_counted(tmp_path):
         (ROWS, None, {"train_split": "training"}, FileNotFoundError,
          r"no 'training' split .*\(splits: dev, train\)"),
     ],
-    ids=["missing-column", "single-class", "eval-only-label", "names-for-strings",
-         "names-wrong-length", "empty-split", "empty-label", "no-such-split"],
+    ids=["missing-column", "missing-label-column", "single-class", "eval-only-label",
+         "names-for-strings", "names-wrong-length", "empty-split", "empty-label",
+         "no-such-split"],
 )
 def test_bad_input_says_what_to_fix(tmp_path, rows, dev, kw, error, match):
     write(tmp_path / "train.csv", rows)
@@ -196,24 +208,26 @@ def test_missing_folder_says_which_stage(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("train", "other", "label_names", "classlabel", "ids", "names", "kind"),
+    ("train", "other", "label_names", "classlabel", "ids", "other_ids", "names", "kind"),
     [
-        ([0, 1, 1], [1], None, None, [0, 1, 1], ["0", "1"], "int"),
-        ([0, 1, 1], [1], ["neg", "pos"], None, [0, 1, 1], ["neg", "pos"], "int"),
-        ([7, 3, 7], [3], None, None, [1, 0, 1], ["3", "7"], "int"),
-        ([0, 2, 1], [2], None, ["a", "b", "c"], [0, 2, 1], ["a", "b", "c"], "int"),
-        (["0", " 1", "1"], ["0"], None, None, [0, 1, 1], ["0", "1"], "int"),
-        ([1.0, 0.0], [1.0], None, None, [1, 0], ["0", "1"], "int"),
-        (["b", "a", " c"], ["a"], None, None, [1, 0, 2], ["a", "b", "c"], "str"),
+        ([0, 1, 1], [1, 0], None, None, [0, 1, 1], [1, 0], ["0", "1"], "int"),
+        ([0, 1, 1], [1], ["neg", "pos"], None, [0, 1, 1], [1], ["neg", "pos"], "int"),
+        ([7, 3, 7], [3], None, None, [1, 0, 1], [0], ["3", "7"], "int"),
+        ([0, 2, 1], [2], None, ["a", "b", "c"], [0, 2, 1], [2], ["a", "b", "c"], "int"),
+        ([1, 0], [1], None, ["a", "b", "c"], [1, 0], [1], ["a", "b"], "int"),
+        (["0", " 1", "1"], ["0", "1 "], None, None, [0, 1, 1], [0, 1], ["0", "1"], "int"),
+        ([1.0, 0.0], [1.0], None, None, [1, 0], [1], ["0", "1"], "int"),
+        (["b", "a", " c"], ["a", "c "], None, None, [1, 0, 2], [0, 2], ["a", "b", "c"], "str"),
     ],
-    ids=["ints", "ints-named", "non-contiguous", "classlabel", "int-strings", "int-floats",
-         "strings"],
+    ids=["ints", "ints-named", "non-contiguous", "classlabel", "classlabel-subset",
+         "int-strings", "int-floats", "strings"],
 )
-def test_label_ids_hand_cases(train, other, label_names, classlabel, ids, names, kind):
+def test_label_ids_hand_cases(train, other, label_names, classlabel, ids, other_ids, names,
+                              kind):
     got_ids, got_names, got_kind = sources.label_ids({"train": train, "eval": other},
                                                      label_names, classlabel)
-    assert got_ids["train"] == ids and (got_names, got_kind) == (names, kind)
-    assert got_names[got_ids["eval"][0]] == (names[ids[train.index(other[0])]])
+    assert got_ids == {"train": ids, "eval": other_ids}
+    assert (got_names, got_kind) == (names, kind)
 
 
 def test_label_ids_rejects_mixed_types():
