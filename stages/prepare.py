@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
         + info.get("eval_empty_texts_dropped", 0),
         duplicates_dropped=counts["duplicates_dropped"],
         train_eval_overlap_dropped=counts["overlap_dropped"],
+        val_related_to_train_excluded=counts["val_related_to_train_excluded"],
+        transfer_related_to_val_excluded=counts["transfer_related_to_val_excluded"],
         eval_carved=counts["eval_carved"],
         duration_s=round(timer.seconds, 2),
     )

@@ -1,99 +1,135 @@
-"""Hyperparameter search: GP Bayesian optimisation (Optuna ``GPSampler``, log-EI acquisition)
-after a Latin-hypercube initial design, or the random-search baseline.
+"""Hyperparameter search of LoRA fine-tuning: the search space, the trial objective and the
+trial history, on top of :mod:`distillery.search` (any registered sampler, trials on Optuna
+storage, resumable, parallel workers).
 
-Optuna keeps the trial bookkeeping; the Latin hypercube (scipy ``qmc``) is enqueued as the
-first ``n_initial`` trials so the GP starts from a space-filling design.
+Searched, as in the HPO study this project comes from: learning rate and weight decay (log
+scale), LoRA rank and alpha (integers, log scale) and LoRA dropout (linear).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any
 
-import optuna
-from scipy.stats import qmc
+from optuna.trial import FrozenTrial
 
 from distillery.lora import LoraHyper
+from distillery.search import Dim, Space
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Space:
-    """Ranges of the searched hyperparameters (``lr`` on a log scale)."""
-
-    lr: tuple[float, float]
-    rank: tuple[int, int]
-    alpha: tuple[int, int]
-    dropout: tuple[float, float]
-
-    def suggest(self, trial: optuna.Trial) -> LoraHyper:
-        return LoraHyper(
-            lr=trial.suggest_float("lr", *self.lr, log=True),
-            rank=trial.suggest_int("rank", *self.rank),
-            alpha=trial.suggest_int("alpha", *self.alpha),
-            dropout=trial.suggest_float("dropout", *self.dropout),
-        )
-
-    def from_unit(self, u: list[float]) -> dict[str, float | int]:
-        """Map a point of the unit hypercube to the space (same scales as ``suggest``)."""
-        lo, hi = math.log(self.lr[0]), math.log(self.lr[1])
-        return {
-            "lr": float(math.exp(lo + u[0] * (hi - lo))),
-            "rank": round(self.rank[0] + u[1] * (self.rank[1] - self.rank[0])),
-            "alpha": round(self.alpha[0] + u[2] * (self.alpha[1] - self.alpha[0])),
-            "dropout": float(self.dropout[0] + u[3] * (self.dropout[1] - self.dropout[0])),
-        }
+def lora_space(lr: list[float], rank: list[int], alpha: list[int], dropout: list[float],
+               weight_decay: list[float]) -> Space:
+    """The LoRA search space from ``[low, high]`` ranges."""
+    return Space((
+        Dim("lr", lr[0], lr[1], log=True),
+        Dim("rank", rank[0], rank[1], log=True, integer=True),
+        Dim("alpha", alpha[0], alpha[1], log=True, integer=True),
+        Dim("dropout", dropout[0], dropout[1]),
+        Dim("weight_decay", weight_decay[0], weight_decay[1], log=True),
+    ))
 
 
-def latin_hypercube(space: Space, n: int, seed: int) -> list[dict[str, float | int]]:
-    """``n`` Latin-hypercube points of ``space``."""
-    if n == 0:
-        return []
-    unit = qmc.LatinHypercube(d=4, seed=seed).random(n)  # (n, 4)
-    return [space.from_unit([float(x) for x in u]) for u in unit]
+def hyper(params: dict[str, Any]) -> LoraHyper:
+    return LoraHyper(lr=float(params["lr"]), rank=int(params["rank"]),
+                     alpha=int(params["alpha"]), dropout=float(params["dropout"]),
+                     weight_decay=float(params["weight_decay"]))
 
 
-def run(
-    objective: Callable[[LoraHyper], float],
-    space: Space,
-    sampler: Literal["gp", "random"],
-    n_trials: int,
-    n_initial: int,
-    seed: int,
-) -> optuna.Study:
-    """Maximise ``objective`` over ``space`` for ``n_trials`` trials.
-
-    Returns:
-        The Optuna study (``study.trials`` holds every trial, ``best_trial`` the winner).
-    """
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if sampler == "gp":
-        opt_sampler = optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_initial)
-    else:
-        opt_sampler = optuna.samplers.RandomSampler(seed=seed)
-    study = optuna.create_study(direction="maximize", sampler=opt_sampler)
-    if sampler == "gp":
-        for point in latin_hypercube(space, n_initial, seed):
-            study.enqueue_trial(point)
-
-    def wrapped(trial: optuna.Trial) -> float:
-        hp = space.suggest(trial)
-        score = objective(hp)
-        logger.info("trial %d %s -> %.4f", trial.number, hp, score)
-        return score
-
-    study.optimize(wrapped, n_trials=n_trials, show_progress_bar=True)
-    return study
+def fingerprint(path: str | Path) -> str:
+    """SHA-256 over the files of a folder (names and bytes): trials on other data are not
+    the same experiment."""
+    h = hashlib.sha256()
+    root = Path(path)
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
 
 
-def history(study: optuna.Study) -> list[dict[str, float | int]]:
-    """One row per trial with its parameters, score and the best score so far."""
+def history(trials: list[FrozenTrial], space: Space) -> list[dict[str, Any]]:
+    """One row per finished trial: its parameters, score, best score so far and whether it
+    reused an identical earlier trial."""
     rows, best = [], -math.inf
-    for t in study.trials:
-        best = max(best, t.value if t.value is not None else -math.inf)
-        rows.append({"trial": t.number, **t.params, "score": t.value, "best_so_far": best})
+    for t in trials:
+        best = max(best, t.value)
+        rows.append({"trial": t.number, **{n: t.params[n] for n in space.names},
+                     "score": t.value, "best_so_far": best,
+                     "cached": int("cached" in t.user_attrs)})
     return rows
+
+
+def on_bounds(rows: list[dict[str, Any]], space: Space, tol: float = 0.02) -> dict[str, float]:
+    """Share of trials at the low or high end (within ``tol`` of the unit range) of each
+    dimension: many means the range is too narrow."""
+    out = {}
+    for d in space.dims:
+        if d.high == d.low:
+            continue
+        u = [d.to_unit(r[d.name]) for r in rows]
+        out[d.name] = sum(x <= tol or x >= 1 - tol for x in u) / max(len(u), 1)
+    return out
+
+
+def fine_tune(tp, p, hp: LoraHyper, train, epochs: float, tok, names: list[str]):
+    """LoRA-fine-tune a fresh copy of the teacher ``tp.model``; return the unmerged peft
+    model."""
+    from distillery import lora, models, training
+    from distillery.io import seed_everything
+
+    seed_everything(p.seed)
+    model = lora.apply_lora(models.load_classifier(tp.model, names), hp, p.target_modules)
+    cfg = training.TrainConfig(lr=hp.lr, batch_size=p.batch_size, max_length=tp.max_length,
+                               epochs=epochs, weight_decay=hp.weight_decay, seed=p.seed)
+    training.train(model, train, tok, cfg, desc=f"lora r={hp.rank}")
+    return model
+
+
+@dataclass
+class Trials:
+    """One HPO worker: opens the study and runs LoRA trials until it is full. Picklable
+    (params dataclasses and paths only), so :func:`runner.run_workers` can spawn it."""
+
+    teacher: Any  # TeacherParams
+    hpo: Any  # HpoParams
+    metric: str
+    data: str
+    storage: str
+    study: str
+
+    def __call__(self, worker: int) -> None:
+        import torch
+
+        from distillery import evaluate, models
+        from distillery.data import load_prepared
+        from distillery.io import setup_logging
+        from distillery.search import runner
+
+        p, tp = self.hpo, self.teacher
+        if p.workers > 1:
+            setup_logging()
+            torch.set_num_threads(runner.worker_threads(p.workers))
+        splits, names = load_prepared(self.data)
+        train, val = splits["train"], splits["val"]
+        tok = models.load_tokenizer(tp.model)
+        trial_train = train.subset(range(min(p.trial_examples, len(train))))
+        space = search_space(p)
+
+        def objective(params: dict[str, Any]) -> float:
+            model = fine_tune(tp, p, hyper(params), trial_train, p.trial_epochs, tok, names)
+            return evaluate.evaluate(model, val, tok, tp.max_length, self.metric)
+
+        study, _ = runner.open_study(self.storage, self.study, p.sampler, space,
+                                     p.seed + worker, p.n_initial)
+        runner.optimize(study, space, objective, p.n_trials,
+                        desc=f"hpo {p.sampler}" + (f" worker {worker}" if p.workers > 1 else ""))
+
+
+def search_space(p) -> Space:
+    """The search space of ``HpoParams``."""
+    return lora_space(p.lr, p.rank, p.alpha, p.dropout, p.weight_decay)

@@ -22,6 +22,8 @@ class LoraHyper:
     rank: int
     alpha: int
     dropout: float
+    weight_decay: float = 0.01
+    """AdamW weight decay of the trained parameters (adapters and head)."""
 
 
 def apply_lora(

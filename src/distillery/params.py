@@ -313,21 +313,32 @@ class NasParams:
 class HpoParams:
     """Search of LoRA fine-tuning hyperparameters for the teacher."""
 
-    sampler: Literal["gp", "random"] = "gp"
-    """``gp``: Gaussian-process BO with expected improvement; ``random``: baseline."""
+    sampler: Literal["gp", "soo", "bamsoo", "tpe", "random"] = "gp"
+    """``gp``: GP-BO (log-EI) after a Latin hypercube; ``soo`` / ``bamsoo``: partition-based
+    optimistic optimisation (Munos 2011; Wang et al. 2014); ``tpe``; ``random`` (baseline)."""
     n_trials: int = 8
+    """Finished trials the study must hold; raising it extends a finished study."""
     n_initial: int = 4
-    """Latin-hypercube initial design size before the GP takes over."""
-    trial_examples: int = 1500
+    """Initial design before the model takes over: Latin hypercube (gp), random (tpe)."""
+    workers: int = 1
+    """Processes running trials in parallel on this machine (each gets cores / workers)."""
+    storage: str | None = None
+    """Optuna storage of the trials: null = the stage's journal file; or a database URL
+    (``postgresql://user:pw@host/db``) that workers on other machines join."""
+    trial_examples: int = 2000
     """Training examples per trial (cheaper fidelity); the best is retrained on all of them."""
-    trial_epochs: float = 1.0
+    trial_epochs: float = 1.5
     final_epochs: float = 2.0
     batch_size: int = 32
-    lr: list[float] = field(default_factory=lambda: [1e-4, 3e-3])
-    """Learning-rate range (searched in log space)."""
-    rank: list[int] = field(default_factory=lambda: [4, 32])
-    alpha: list[int] = field(default_factory=lambda: [8, 64])
-    dropout: list[float] = field(default_factory=lambda: [0.0, 0.2])
+    lr: list[float] = field(default_factory=lambda: [5e-5, 1e-2])
+    """Learning-rate range (log scale)."""
+    rank: list[int] = field(default_factory=lambda: [2, 64])
+    """LoRA rank range (integers, log scale)."""
+    alpha: list[int] = field(default_factory=lambda: [2, 128])
+    """LoRA alpha range (integers, log scale); the update is scaled by alpha / rank."""
+    dropout: list[float] = field(default_factory=lambda: [0.0, 0.3])
+    weight_decay: list[float] = field(default_factory=lambda: [1e-5, 1e-1])
+    """AdamW weight-decay range (log scale)."""
     target_modules: list[str] | None = None
     """Linear layers that get LoRA adapters (module names or name suffixes, e.g. ``[query,
     value]``); null = every linear of the teacher's transformer layers (attention and
@@ -336,16 +347,18 @@ class HpoParams:
 
     def check(self) -> list[str]:
         out = _positive(self, "n_trials", "trial_examples", "trial_epochs", "final_epochs")
-        out += _positive(self, "batch_size")
+        out += _positive(self, "batch_size", "workers")
         if not 0 <= self.n_initial <= self.n_trials:
             out.append(f"n_initial: got {self.n_initial}, expected 0 <= n_initial <= n_trials")
-        for name in ("lr", "rank", "alpha", "dropout"):
+        for name in ("lr", "rank", "alpha", "dropout", "weight_decay"):
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1] or lo_hi[0] < 0:
                 out.append(f"{name}: got {lo_hi!r}, expected [low, high] with 0 <= low <= high")
-        if not out and self.lr[0] <= 0:
-            out.append(f"lr: got {self.lr!r}, the low end must be > 0 (log scale)")
-        if not out and self.rank[0] < 1:
+        for name in ("lr", "weight_decay", "alpha"):
+            lo_hi = getattr(self, name)
+            if len(lo_hi) == 2 and lo_hi[0] <= 0 <= lo_hi[1]:
+                out.append(f"{name}: got {lo_hi!r}, the low end must be > 0 (log scale)")
+        if len(self.rank) == 2 and self.rank[0] < 1:
             out.append(f"rank: got {self.rank!r}, ranks start at 1")
         return out
 

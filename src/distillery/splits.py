@@ -1,7 +1,12 @@
 """Stratified, seeded subsampling: the train / val / transfer / eval splits of stage ``prepare``.
 
 No text (or text pair) lands in two splits: train is deduplicated first and examples that
-also appear in the evaluation split are dropped from the training pool.
+also appear in the evaluation split are dropped from the training pool. The validation split,
+which selects architectures and hyperparameters, is also kept apart from what is trained on at
+the phrase level: no validation text is contained in a train text or contains one (SST-2's
+train split holds the sub-phrases of each sentence), and transfer texts related to a
+validation text that way are left out (see :func:`related`). Sentence-pair tasks are checked
+for exact duplicates only: the same premise recurs with other hypotheses by design.
 """
 
 from __future__ import annotations
@@ -135,8 +140,23 @@ def make_splits(
     rng = random.Random(seed)
     tr = stratified_indices(pool.labels, n_train, rng)
     rest = _rest(len(pool), tr)
-    va = [rest[k] for k in stratified_indices([pool.labels[i] for i in rest], n_val, rng)]
+    phrases = pool.pairs is None  # pairs: exact duplicates only (premises recur by design)
+    near = related([pool.texts[i] for i in rest], [pool.texts[i] for i in tr]) if phrases \
+        else [False] * len(rest)
+    candidates = [i for i, bad in zip(rest, near, strict=True) if not bad]
+    info["val_related_to_train_excluded"] = len(rest) - len(candidates)
+    if n_val > len(candidates):
+        raise ValueError(
+            f"prepare.n_val={n_val} but only {len(candidates)} examples are unrelated to the "
+            f"{n_train} train texts (neither contains the other): lower prepare.n_val or "
+            "prepare.n_train")
+    va = [candidates[k] for k in stratified_indices([pool.labels[i] for i in candidates],
+                                                    n_val, rng)]
     rest = _rest(len(pool), tr + va)
+    near = related([pool.texts[i] for i in rest], [pool.texts[i] for i in va]) if phrases \
+        else [False] * len(rest)
+    info["transfer_related_to_val_excluded"] = sum(near)
+    rest = [i for i, bad in zip(rest, near, strict=True) if not bad]
     if n_transfer > len(rest):
         raise ValueError(f"prepare.n_transfer={n_transfer} but only {len(rest)} examples remain "
                          f"after train and val: lower prepare.n_transfer to at most {len(rest)}")
@@ -146,6 +166,42 @@ def make_splits(
     splits = {"train": pool.subset(tr), "val": pool.subset(va), "transfer": transfer,
               "eval": eval_}
     return splits, info
+
+
+def related(candidates: Sequence[str], reference: Sequence[str],
+            max_words: int = 64) -> list[bool]:
+    """For each candidate, whether it contains a reference text or is contained in one, as a
+    contiguous run of words (case and spacing ignored: ``"a gorgeous film"`` and ``"A gorgeous
+    film , funny"`` are related; ``"film"`` and ``"films"`` are not).
+
+    Runs of up to ``max_words`` words are compared, so cost stays linear in the data; a longer
+    text is only related to another through its runs of that length or less.
+    """
+    ref_texts = {_norm(t) for t in reference}
+    ref_runs: set[str] = set()
+    for t in reference:
+        ref_runs.update(_runs(t.lower().split(), max_words))
+    ref_lengths = {len(t.split()) for t in ref_texts}
+    out = []
+    for c in candidates:
+        words = c.lower().split()
+        inside = " ".join(words) in ref_runs
+        holds = not inside and any(r in ref_texts for r in _runs(words, max_words, ref_lengths))
+        out.append(inside or holds)
+    return out
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _runs(words: list[str], max_words: int, lengths: set[int] | None = None) -> list[str]:
+    """Every contiguous run of ``words`` of at most ``max_words`` words (of the given lengths
+    only, if given)."""
+    n = len(words)
+    sizes = range(1, min(n, max_words) + 1)
+    return [" ".join(words[i:i + k]) for k in sizes if lengths is None or k in lengths
+            for i in range(n - k + 1)]
 
 
 def _keys(split: Split) -> list[tuple[str, str | None]]:

@@ -51,8 +51,9 @@ def test_pipeline_stages_in_order(any_stage_dir):
     assert len(Path("plots/nas.csv").read_text().splitlines()) == 1 + 3 * 2
     assert metrics("m/nas.json")["n_candidates"] == 6
 
-    load_stage("hpo").main(["--data", "prep", "--out", "models/teacher", "--history",
-                            "plots/hpo.csv", "--png", "plots/hpo.png", "--metrics", "m/hpo.json"])
+    hpo_argv = ["--data", "prep", "--trials", "models/hpo.journal", "--out", "models/teacher",
+                "--history", "plots/hpo.csv", "--png", "plots/hpo.png", "--metrics", "m/hpo.json"]
+    load_stage("hpo").main(hpo_argv)
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= files("models/teacher")
     assert not any("adapter" in f for f in files("models/teacher")), "adapter must be merged"
     config = json.loads(Path("models/teacher/config.json").read_text())
@@ -60,8 +61,12 @@ def test_pipeline_stages_in_order(any_stage_dir):
     m = metrics("m/hpo.json")
     assert {"best_lr", "best_rank", "best_alpha", "best_dropout", "best_trial_score",
             "teacher_val_score", "teacher_eval_accuracy", "teacher_eval_macro_f1",
-            "n_trials"} <= set(m)
-    assert m["n_trials"] == 3
+            "n_trials", "best_weight_decay", "on_bounds_lr"} <= set(m)
+    assert m["n_trials"] == 3 and m["n_resumed"] == 0
+    if not pair:  # rerun: every trial is in the journal, none is trained again
+        load_stage("hpo").main(hpo_argv)
+        m2 = metrics("m/hpo.json")
+        assert m2["n_resumed"] == 3 and m2["best_trial"] == m["best_trial"]
 
     load_stage("distill").main(["--data", "prep", "--arch", "models/arch.json", "--teacher",
                                 "models/teacher", "--out", "models/student",
@@ -143,7 +148,7 @@ def test_export_fails_past_tolerance(stage_dir, tiny_teacher_dir):
     [
         ("prepare", "n_train", -5, "prepare.n_train: got -5"),
         ("nas", "strategy", "genetic", "nas.strategy: got 'genetic', expected one of"),
-        ("hpo", "sampler", "tpe", "hpo.sampler: got 'tpe'"),
+        ("hpo", "sampler", "cmaes", "hpo.sampler: got 'cmaes'"),
         ("task", "metric", "f1", "task.metric: got 'f1', expected one of"),
         ("distill", "alpha", 1.5, "distill.alpha: got 1.5, expected a value in [0.0, 1.0]"),
         ("compress", "sparsity", "half", "compress.sparsity: got 'half', expected float"),
@@ -161,8 +166,8 @@ def test_bad_params_stop_stage_before_compute(stage_dir, section, key, value, ex
         "prepare": ["--raw", "missing", "--out", "o", "--metrics", "m.json"],
         "nas": ["--data", "missing", "--out", "o", "--history", "h", "--png", "p",
                 "--metrics", "m.json"],
-        "hpo": ["--data", "missing", "--out", "o", "--history", "h", "--png", "p",
-                "--metrics", "m.json"],
+        "hpo": ["--data", "missing", "--trials", "j", "--out", "o", "--history", "h",
+                "--png", "p", "--metrics", "m.json"],
         "distill": ["--data", "missing", "--arch", "a", "--teacher", "t", "--out", "o",
                     "--metrics", "m.json"],
         "compress": ["--data", "missing", "--student", "s", "--teacher", "t", "--out", "o",

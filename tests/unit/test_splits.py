@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from distillery.data import Split
-from distillery.splits import allocate, make_splits, stratified_indices
+from distillery.splits import allocate, make_splits, related, stratified_indices
 from tests.conftest import make_pairs, make_sentences
 
 
@@ -117,7 +117,8 @@ def test_make_splits_exact_sizes_and_disjoint(pool, dev, n_train, n_val, n_trans
     assert splits["eval"] == dev  # a given eval split is kept whole
     _assert_disjoint(splits)
     assert info == {"duplicates_dropped": 0, "overlap_dropped": 0, "eval_carved": False,
-                    "pool_size": 400}
+                    "pool_size": 400, "val_related_to_train_excluded": 0,
+                    "transfer_related_to_val_excluded": 0}
 
 
 def test_make_splits_keeps_each_text_with_its_label_and_unlabels_transfer(pool, dev):
@@ -198,3 +199,40 @@ def test_make_splits_asking_for_too_much_names_the_key(pool, sizes, eval_size, m
     eval_ = make_sentences(5, seed=9) if eval_size is None else None
     with pytest.raises(ValueError, match=match):
         make_splits(pool, eval_, *sizes, eval_size=eval_size or 1, seed=0)
+
+
+# --------------------------------------------------------------------------- phrase leakage
+
+
+def test_related_is_word_level_containment_either_way():
+    ref = ["a gorgeous film", "Dull"]
+    cands = ["A  gorgeous film , funny", "gorgeous", "films", "dull and long", "bright", "dullness"]
+    assert related(cands, ref) == [True, True, False, True, False, False]
+
+
+def test_related_caps_the_run_length():
+    long = " ".join(f"w{i}" for i in range(100))
+    assert related([long], [" ".join(f"w{i}" for i in range(10, 20))]) == [True]
+    assert related([long], [" ".join(f"w{i}" for i in range(10, 80))], max_words=64) == [False]
+
+
+def test_val_is_unrelated_to_train_and_transfer_to_val():
+    # sentences and their sub-phrases, as in SST-2's train split
+    rows = []
+    for s in range(60):
+        words = [f"s{s}w{i}" for i in range(6)]
+        for k in range(1, 7):
+            rows.append((" ".join(words[:k]), s % 2))
+    source = Split([r[0] for r in rows], [r[1] for r in rows])
+    splits, info = make_splits(source, None, 60, 20, 40, eval_size=30, seed=0)
+    train, val, transfer = (splits[k].texts for k in ("train", "val", "transfer"))
+    assert not any(related(val, train))
+    assert not any(related(transfer, val))
+    assert info["val_related_to_train_excluded"] > 0
+    assert info["transfer_related_to_val_excluded"] > 0
+
+
+def test_too_few_unrelated_val_candidates_names_the_keys():
+    source = Split([" ".join(["x"] * k) for k in range(1, 41)], [k % 2 for k in range(40)])
+    with pytest.raises(ValueError, match="prepare.n_val=5 but only 0 examples are unrelated"):
+        make_splits(source, None, 20, 5, 0, eval_size=5, seed=0)
