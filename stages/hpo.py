@@ -24,7 +24,15 @@ import logging
 
 from distillery import evaluate, hpo, lora, models, plots
 from distillery.data import load_prepared
-from distillery.io import Timer, atomic_path, run_main, stage_args, write_csv, write_json
+from distillery.io import (
+    Timer,
+    atomic_path,
+    fingerprint,
+    run_main,
+    stage_args,
+    write_csv,
+    write_json,
+)
 from distillery.params import HpoParams, TaskParams, TeacherParams, load_section
 from distillery.search import runner
 
@@ -39,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     models.check_teacher(tp.model)
     space = hpo.search_space(p)
     same_experiment = {**dataclasses.asdict(p), **dataclasses.asdict(tp), "metric": metric,
-                       "data": hpo.fingerprint(args.data)}
+                       "data": fingerprint(args.data)}
     for volatile in ("n_trials", "workers", "storage", "final_epochs"):
         same_experiment.pop(volatile)
     name = runner.study_name("hpo", same_experiment)

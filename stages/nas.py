@@ -1,8 +1,13 @@
-"""Stage ``nas``: evolutionary search of the student architecture with proxy training.
+"""Stage ``nas``: search of the student architecture with proxy training.
+
+``nas.strategy`` proposes genomes (layers, hidden size, heads, FFN size); each is scored by a
+short proxy training run. Trials live in an Optuna study on ``--trials`` (a journal the stage
+keeps between runs) or on ``nas.storage`` (a database URL): a killed run resumes, a genome is
+trained once however often it is proposed, and ``nas.workers`` processes share the study.
 
 Deps: ``--data`` (prepared splits), the teacher named by ``teacher.model``.
 Params: ``teacher.*``, ``task.metric`` (the proxy score), ``nas.*``.
-Outs: ``--out`` (best architecture JSON: the genome and its proxy scores).
+Outs: ``--out`` (best architecture JSON: the genome and its proxy scores), ``--trials``.
 Plots: ``--history`` (CSV, one row per candidate), ``--png``.
 Metrics: ``--metrics``: best genome, its proxy score / params / latency, duration.
 """
@@ -12,40 +17,31 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from tqdm.auto import tqdm
-
 from distillery import models, nas, plots
-from distillery.data import load_prepared
-from distillery.io import Timer, run_main, seed_everything, stage_args, write_csv, write_json
+from distillery.io import Timer, fingerprint, run_main, stage_args, write_csv, write_json
 from distillery.params import NasParams, TaskParams, TeacherParams, load_section
+from distillery.search import runner
 
 logger = logging.getLogger("stages.nas")
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = stage_args(__doc__, ["data", "out", "history", "png", "metrics"], argv)
+    args = stage_args(__doc__, ["data", "trials", "out", "history", "png", "metrics"], argv)
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "nas", NasParams)
     metric = load_section(args.params, "task", TaskParams).metric
     models.check_teacher(tp.model)
-    seed_everything(p.seed)
-    splits, names = load_prepared(args.data)
-    task = nas.ProxyTask(
-        teacher=models.load_classifier(tp.model, names),
-        tokenizer=models.load_tokenizer(tp.model), train=splits["train"], val=splits["val"],
-        max_length=tp.max_length, steps=p.proxy_steps, batch_size=p.batch_size, lr=p.lr,
-        init_from_teacher=p.init_from_teacher, params_penalty=p.params_penalty,
-        latency_penalty=p.latency_penalty, latency_repeats=p.latency_repeats, metric=metric,
-        seed=p.seed,
-    )
-    space = dataclasses.asdict(p.search_space)
-    bar = tqdm(total=p.population * p.generations, desc="nas candidates")
+    same_experiment = {**dataclasses.asdict(p), **dataclasses.asdict(tp), "metric": metric,
+                       "data": fingerprint(args.data)}
+    for volatile in ("generations", "workers", "storage"):
+        same_experiment.pop(volatile)
+    name = runner.study_name("nas", same_experiment)
+    storage = p.storage or args.trials
+    study = runner.load(storage, name)
+    resumed = runner.prepare(study, [], journal="://" not in storage)
     with Timer() as timer:
-        history = nas.search(
-            space, task, p.strategy, p.population, p.generations, p.elite, p.mutation_rate,
-            p.seed, on_candidate=lambda c: bar.update(),
-        )
-    bar.close()
+        runner.run_workers(nas.Worker(tp, p, metric, args.data, storage, name), p.workers)
+    history = nas.candidates(runner.finished_trials(study), p.population)
     winner = nas.best(history)
     rows = [c.row() for c in history]
     write_csv(args.history, rows)
@@ -56,11 +52,12 @@ def main(argv: list[str] | None = None) -> None:
                           "n_params": winner.info["n_params"]})
     write_json(args.metrics, {
         **{f"best_{k}": v for k, v in winner.genome.items()},
-        "metric": metric, "best_score": winner.info["score"],
+        "metric": metric, "strategy": p.strategy, "best_score": winner.info["score"],
         "best_n_params": winner.info["n_params"],
         "best_latency_ms": round(winner.info["latency_ms"], 3),
         "best_fitness": winner.fitness,
         "n_candidates": len(history), "n_unique": len({nas.key(c.genome) for c in history}),
+        "n_resumed": resumed["finished"],
         "duration_s": round(timer.seconds, 2),
     })
     logger.info("best architecture %s (%s)", winner.genome, winner.info)

@@ -8,11 +8,9 @@ scale), LoRA rank and alpha (integers, log scale) and LoRA dropout (linear).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from optuna.trial import FrozenTrial
@@ -39,17 +37,6 @@ def hyper(params: dict[str, Any]) -> LoraHyper:
     return LoraHyper(lr=float(params["lr"]), rank=int(params["rank"]),
                      alpha=int(params["alpha"]), dropout=float(params["dropout"]),
                      weight_decay=float(params["weight_decay"]))
-
-
-def fingerprint(path: str | Path) -> str:
-    """SHA-256 over the files of a folder (names and bytes): trials on other data are not
-    the same experiment."""
-    h = hashlib.sha256()
-    root = Path(path)
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(root)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 def history(trials: list[FrozenTrial], space: Space) -> list[dict[str, Any]]:

@@ -275,12 +275,20 @@ class SearchSpace:
 class NasParams:
     """Evolutionary (or random) architecture search with cheap proxy training."""
 
-    strategy: Literal["evolution", "random"] = "evolution"
-    """``evolution`` (elitism + mutation) or the ``random`` search baseline."""
+    strategy: Literal["evolution", "regularized", "random"] = "evolution"
+    """``evolution`` (generational, elitism + mutation), ``regularized`` (aging evolution,
+    Real et al. 2019) or the ``random`` search baseline."""
     population: int = 6
     generations: int = 3
+    """Trials = population x generations (for every strategy); raising it extends a study."""
     elite: int = 2
-    """Best candidates copied unchanged into the next generation."""
+    """Best candidates copied unchanged into the next generation (evolution)."""
+    sample_size: int = 3
+    """Members drawn for each parent tournament (regularized)."""
+    workers: int = 1
+    """Processes running proxy trials in parallel (each gets cores / workers threads)."""
+    storage: str | None = None
+    """Optuna storage of the trials: null = the stage's journal file; or a database URL."""
     mutation_rate: float = 0.5
     """Probability that each gene of a child is resampled."""
     proxy_steps: int = 80
@@ -300,7 +308,7 @@ class NasParams:
 
     def check(self) -> list[str]:
         out = _positive(self, "population", "generations", "proxy_steps", "batch_size", "lr")
-        out += _positive(self, "latency_repeats")
+        out += _positive(self, "latency_repeats", "sample_size", "workers")
         out += _range("mutation_rate", self.mutation_rate, 0.0, 1.0)
         if not 0 <= self.elite < self.population:
             out.append(f"elite: got {self.elite}, expected 0 <= elite < population")

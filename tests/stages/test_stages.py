@@ -41,7 +41,8 @@ def test_pipeline_stages_in_order(any_stage_dir):
     names = json.loads(Path("prep/labels.json").read_text())["names"]
     assert len(names) == (3 if pair else 2)
 
-    load_stage("nas").main(["--data", "prep", "--out", "models/arch.json", "--history",
+    load_stage("nas").main(["--data", "prep", "--trials", "models/nas.journal",
+                            "--out", "models/arch.json", "--history",
                             "plots/nas.csv", "--png", "plots/nas.png", "--metrics", "m/nas.json"])
     arch = json.loads(Path("models/arch.json").read_text())
     assert arch["genome"]["hidden_size"] % arch["genome"]["num_attention_heads"] == 0
@@ -164,7 +165,7 @@ def test_bad_params_stop_stage_before_compute(stage_dir, section, key, value, ex
              "compress": "compress", "benchmark": "benchmark", "task": "nas"}[section]
     argv = {
         "prepare": ["--raw", "missing", "--out", "o", "--metrics", "m.json"],
-        "nas": ["--data", "missing", "--out", "o", "--history", "h", "--png", "p",
+        "nas": ["--data", "missing", "--trials", "j", "--out", "o", "--history", "h", "--png", "p",
                 "--metrics", "m.json"],
         "hpo": ["--data", "missing", "--trials", "j", "--out", "o", "--history", "h",
                 "--png", "p", "--metrics", "m.json"],
@@ -211,6 +212,6 @@ def test_unsupported_teacher_family_stops_before_compute(stage_dir, tmp_path):
     params["teacher"]["model"] = str(folder)
     Path("params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ValueError, match="gpt2.*supported.*bert.*roberta"):
-        load_stage("nas").main(["--data", "missing", "--out", "o", "--history", "h",
-                                "--png", "p", "--metrics", "m.json"])
+        load_stage("nas").main(["--data", "missing", "--trials", "j", "--out", "o",
+                                "--history", "h", "--png", "p", "--metrics", "m.json"])
     assert not Path("m.json").exists()

@@ -9,6 +9,7 @@ import optuna
 import pytest
 
 from distillery import hpo
+from distillery.io import fingerprint
 from distillery.params import HpoParams
 
 SPACE = hpo.search_space(HpoParams())
@@ -54,7 +55,7 @@ def test_on_bounds_counts_trials_at_either_end():
 
 def test_fingerprint_follows_content(tmp_path):
     (tmp_path / "a.jsonl").write_text("x")
-    first = hpo.fingerprint(tmp_path)
-    assert hpo.fingerprint(tmp_path) == first
+    first = fingerprint(tmp_path)
+    assert fingerprint(tmp_path) == first
     (tmp_path / "a.jsonl").write_text("y")
-    assert hpo.fingerprint(tmp_path) != first
+    assert fingerprint(tmp_path) != first

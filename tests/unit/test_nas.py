@@ -58,8 +58,8 @@ class FakeFitness:
 
 def _search(strategy="evolution", population=6, generations=4, elite=2, rate=0.5, seed=0,
             space=DEFAULT_SPACE, fitness=None, **kw):
-    return nas.search(space, fitness or FakeFitness(), strategy, population, generations,
-                      elite, rate, seed, **kw)
+    return nas.search(space, fitness or FakeFitness(), strategy, population, generations, seed,
+                      elite=elite, mutation_rate=rate, sample_size=3, **kw)
 
 
 def _by_generation(history):
@@ -121,7 +121,7 @@ def test_mutate_with_a_single_point_space_returns_that_point():
 # --------------------------------------------------------------------------- search
 
 
-@pytest.mark.parametrize("strategy", ["evolution", "random"])
+@pytest.mark.parametrize("strategy", ["evolution", "regularized", "random"])
 def test_search_records_population_times_generations(strategy):
     history = _search(strategy, population=5, generations=3)
     assert len(history) == 15
@@ -129,7 +129,7 @@ def test_search_records_population_times_generations(strategy):
     assert all(_in_space(c.genome, DEFAULT_SPACE) for c in history)
 
 
-@pytest.mark.parametrize("strategy", ["evolution", "random"])
+@pytest.mark.parametrize("strategy", ["evolution", "regularized", "random"])
 def test_search_is_deterministic_for_a_seed(strategy):
     def rows(seed):
         return [c.row() for c in _search(strategy, seed=seed)]
@@ -161,8 +161,7 @@ def test_elite_genomes_reappear_in_the_next_generation(seed):
 
 def test_random_strategy_is_plain_random_sampling():
     history = _search("random", population=4, generations=3, seed=11)
-    rng = random.Random(11)
-    expected = [nas.random_genome(DEFAULT_SPACE, rng) for _ in range(12)]
+    expected = [nas.random_genome(DEFAULT_SPACE, random.Random(f"11-{n}")) for n in range(12)]
     assert [c.genome for c in history] == expected
 
 
@@ -189,10 +188,32 @@ def test_repeated_genomes_share_scores_but_not_info_dicts():
     assert repeats > 0
 
 
-def test_on_candidate_is_called_for_each_candidate_in_order():
-    got: list[nas.Candidate] = []
-    history = _search(population=4, generations=3, on_candidate=got.append)
-    assert got == history
+def test_regularized_evolution_mutates_the_tournament_winner_of_the_last_population():
+    history = _search("regularized", population=4, generations=4, seed=2)
+    for n, child in enumerate(history[4:], start=4):
+        rng = random.Random(f"2-{n}")
+        alive = history[n - 4:n]  # the oldest member died when trial n - 1 was born
+        parent = max(rng.sample(alive, 3), key=lambda c: c.fitness)
+        assert child.genome == nas.mutate(parent.genome, DEFAULT_SPACE, 0.5, rng), n
+
+
+def test_resumed_search_proposes_what_an_uninterrupted_one_would(tmp_path):
+    from distillery.search import runner
+
+    straight = _search(population=4, generations=4, seed=5)
+    storage = str(tmp_path / "nas.journal")
+    _search(population=4, generations=2, seed=5, study=runner.load(storage, "n"))
+    fitness = FakeFitness()
+    resumed = _search(population=4, generations=4, seed=5, fitness=fitness,
+                      study=runner.load(storage, "n"))
+    assert [c.row() for c in resumed] == [c.row() for c in straight]
+    first_half = {nas.key(c.genome) for c in straight[:8]}
+    assert not set(fitness.calls) & first_half  # no finished genome was trained again
+
+
+def test_unknown_strategy_lists_the_known_ones():
+    with pytest.raises(ValueError, match="evolution, regularized, random"):
+        _search("nsga3")
 
 
 def test_search_with_population_one():

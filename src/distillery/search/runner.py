@@ -68,12 +68,17 @@ def open_study(spec: str, name: str, sampler: str, space: Space, seed: int,
     """
     from distillery.search import make_sampler
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=name, storage=storage(spec), direction="maximize",
-                                load_if_exists=True)
+    study = load(spec, name)
     n = len(study.get_trials(deepcopy=False))
     study.sampler, design = make_sampler(sampler, space, seed + 7919 * n, n_initial)
     return study, design
+
+
+def load(spec: str, name: str) -> optuna.Study:
+    """Create or reopen study ``name`` on storage ``spec``; the caller sets ``study.sampler``."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(study_name=name, storage=storage(spec), direction="maximize",
+                               load_if_exists=True)
 
 
 def prepare(study: optuna.Study, design: list[Params], journal: bool) -> dict[str, int]:
@@ -109,10 +114,13 @@ def prepare(study: optuna.Study, design: list[Params], journal: bool) -> dict[st
     return {"finished": finished, "stale": len(stale)}
 
 
-def optimize(study: optuna.Study, space: Space, objective: Objective, n_trials: int,
+def optimize(study: optuna.Study, space: Any, objective: Objective, n_trials: int,
              desc: str | None = "trials") -> None:
     """Ask/tell until the study holds ``n_trials`` finished trials (counting those of other
-    workers, running ones included, so that workers stop together)."""
+    workers, running ones included, so that workers stop together).
+
+    ``space``: a :class:`Space` or anything with ``names``, ``distributions()`` and
+    ``key(params)`` (NAS's genome space)."""
     done = _finished(study)
     bar = tqdm(total=n_trials, initial=min(len(done), n_trials), desc=desc, disable=desc is None)
     while True:
@@ -125,6 +133,9 @@ def optimize(study: optuna.Study, space: Space, objective: Objective, n_trials: 
         prior = next((t for t in finished if set(t.params) == set(space.names)
                       and space.key(t.params) == k), None)
         if prior is not None:
+            for name, v in prior.user_attrs.items():
+                if name != "cached":
+                    trial.set_user_attr(name, v)
             trial.set_user_attr("cached", prior.number)
             study.tell(trial, prior.value)
             logger.info("trial %d = trial %d %s: %.4f (not rerun)", trial.number, prior.number,
