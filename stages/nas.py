@@ -1,12 +1,16 @@
 """Stage ``nas``: search of the student architecture with proxy training.
 
 ``nas.strategy`` proposes genomes (layers, hidden size, heads, FFN size); each is scored by a
-short proxy training run. Trials live in an Optuna study on ``--trials`` (a journal the stage
-keeps between runs) or on ``nas.storage`` (a database URL): a killed run resumes, a genome is
-trained once however often it is proposed, and ``nas.workers`` processes share the study.
+short proxy training run of a student initialised from the fine-tuned teacher, as the final
+student is (``nas.proxy: kd`` also trains it by distillation from that teacher). The winner is
+the fittest candidate within ``nas.max_params`` / ``nas.max_latency_ms``. Trials live in an
+Optuna study on ``--trials`` (a journal the stage keeps between runs) or on ``nas.storage``
+(a database URL): a killed run resumes, a genome is trained once however often it is
+proposed, and ``nas.workers`` processes share the study.
 
-Deps: ``--data`` (prepared splits), the teacher named by ``teacher.model``.
-Params: ``teacher.*``, ``task.metric`` (the proxy score), ``nas.*``.
+Deps: ``--data`` (prepared splits), ``--teacher`` (the fine-tuned teacher of stage hpo).
+Params: ``teacher.*``, ``task.metric`` (the proxy score), ``nas.*``, ``distill.alpha`` and
+``distill.temperature`` (the KD proxy).
 Outs: ``--out`` (best architecture JSON: the genome and its proxy scores), ``--trials``.
 Plots: ``--history`` (CSV, one row per candidate), ``--png``.
 Metrics: ``--metrics``: best genome, its proxy score / params / latency, duration.
@@ -19,33 +23,46 @@ import logging
 
 from distillery import models, nas, plots
 from distillery.io import Timer, fingerprint, run_main, stage_args, write_csv, write_json
-from distillery.params import NasParams, TaskParams, TeacherParams, load_section
+from distillery.params import (
+    DistillParams,
+    NasParams,
+    TaskParams,
+    TeacherParams,
+    load_section,
+)
 from distillery.search import runner
 
 logger = logging.getLogger("stages.nas")
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = stage_args(__doc__, ["data", "trials", "out", "history", "png", "metrics"], argv)
+    args = stage_args(__doc__, ["data", "teacher", "trials", "out", "history", "png", "metrics"],
+                      argv)
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "nas", NasParams)
+    d = load_section(args.params, "distill", DistillParams)
     metric = load_section(args.params, "task", TaskParams).metric
-    models.check_teacher(tp.model)
+    models.check_teacher(args.teacher)
+    kd = (d.alpha, d.temperature)
     same_experiment = {**dataclasses.asdict(p), **dataclasses.asdict(tp), "metric": metric,
-                       "data": fingerprint(args.data)}
-    for volatile in ("generations", "workers", "storage"):
+                       "data": fingerprint(args.data), "teacher": fingerprint(args.teacher),
+                       "kd": kd if p.proxy == "kd" else None}
+    for volatile in ("generations", "workers", "storage", "max_params", "max_latency_ms"):
         same_experiment.pop(volatile)
     name = runner.study_name("nas", same_experiment)
     storage = p.storage or args.trials
-    study = runner.load(storage, name)
+    study = runner.load(storage, name, nas.directions(p.strategy))
     resumed = runner.prepare(study, [], journal="://" not in storage)
     with Timer() as timer:
-        runner.run_workers(nas.Worker(tp, p, metric, args.data, storage, name), p.workers)
-    history = nas.candidates(runner.finished_trials(study), p.population)
-    winner = nas.best(history)
+        runner.run_workers(nas.Worker(tp, p, metric, args.data, storage, name, args.teacher, kd),
+                           p.workers)
+    space = dataclasses.asdict(p.search_space)
+    history = nas.candidates(runner.finished_trials(study), p.population, space)
+    winner = nas.select(history, p.max_params, p.max_latency_ms)
     rows = [c.row() for c in history]
     write_csv(args.history, rows)
-    plots.nas_scatter(rows, args.png, winner.row(), metric)
+    front = [c.row() for c in nas.pareto_front(history)]
+    plots.nas_scatter(rows, args.png, winner.row(), metric, front)
     # Only deterministic fields: a rerun with the same seed must not invalidate `distill`.
     write_json(args.out, {"genome": winner.genome, "fitness": winner.fitness,
                           "metric": metric, "score": winner.info["score"],
@@ -57,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         "best_latency_ms": round(winner.info["latency_ms"], 3),
         "best_fitness": winner.fitness,
         "n_candidates": len(history), "n_unique": len({nas.key(c.genome) for c in history}),
+        "n_pareto": len(front), "proxy": p.proxy,
         "n_resumed": resumed["finished"],
         "duration_s": round(timer.seconds, 2),
     })

@@ -22,7 +22,7 @@ from .stages.conftest import ROOT, tiny_params
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["data", "prepare", "nas", "hpo", "distill", "compress", "export", "benchmark",
+STAGES = ["data", "prepare", "hpo", "nas", "distill", "compress", "export", "benchmark",
           "report"]
 
 
@@ -66,6 +66,8 @@ def test_dvc_repro_end_to_end(repo):
     for png in ("nas.png", "hpo.png", "pareto.png", "confusion.png"):
         assert (repo / "plots" / png).stat().st_size > 0
     assert (repo / "dvc.lock").is_file()
+    for journal in ("hpo", "nas"):  # trials persist for resume
+        assert (repo / "models" / "search" / f"{journal}.journal").stat().st_size > 0
 
     assert ran(dvc("repro", cwd=repo)) == ["data"], "a second repro must change nothing"
     assert "student.csv" in dvc("plots", "show", "--json", cwd=repo)

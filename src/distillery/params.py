@@ -275,9 +275,10 @@ class SearchSpace:
 class NasParams:
     """Evolutionary (or random) architecture search with cheap proxy training."""
 
-    strategy: Literal["evolution", "regularized", "random"] = "evolution"
+    strategy: Literal["evolution", "regularized", "nsga2", "random"] = "evolution"
     """``evolution`` (generational, elitism + mutation), ``regularized`` (aging evolution,
-    Real et al. 2019) or the ``random`` search baseline."""
+    Real et al. 2019), ``nsga2`` (score vs ``cost``, Pareto front) or the ``random``
+    baseline."""
     population: int = 6
     generations: int = 3
     """Trials = population x generations (for every strategy); raising it extends a study."""
@@ -291,8 +292,17 @@ class NasParams:
     """Optuna storage of the trials: null = the stage's journal file; or a database URL."""
     mutation_rate: float = 0.5
     """Probability that each gene of a child is resampled."""
+    proxy: Literal["ce", "kd"] = "ce"
+    """How a candidate trains: ``ce`` (hard labels) or ``kd`` (distillation from the fine-tuned
+    teacher with ``distill.alpha`` / ``distill.temperature``, as the final student)."""
     proxy_steps: int = 80
     """Training steps per candidate. Too few inverts the ranking (deep nets look worse)."""
+    cost: Literal["params", "latency"] = "params"
+    """NSGA-II's second objective: parameters or measured batch-1 latency (both minimised)."""
+    max_params: float | None = None
+    """Selection limit in millions of parameters (every strategy); null = none."""
+    max_latency_ms: float | None = None
+    """Selection limit on the proxy's measured batch-1 latency (ms); null = none."""
     batch_size: int = 32
     lr: float = 1e-4
     init_from_teacher: bool = True
@@ -314,6 +324,11 @@ class NasParams:
             out.append(f"elite: got {self.elite}, expected 0 <= elite < population")
         if self.params_penalty < 0 or self.latency_penalty < 0:
             out.append("params_penalty/latency_penalty: expected >= 0")
+        for name in ("max_params", "max_latency_ms"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                out.append(f"{name}: got {getattr(self, name)!r}, expected > 0 or null")
+        if self.strategy == "nsga2" and self.population < 2:
+            out.append(f"population: got {self.population}, nsga2 needs 2 or more")
         return out + [f"search_space.{p}" for p in self.search_space.check()]
 
 

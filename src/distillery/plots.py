@@ -23,8 +23,9 @@ def _save(fig, path: str | Path) -> None:
 
 
 def nas_scatter(rows: list[dict[str, Any]], path: str | Path, best: dict[str, Any],
-                metric: str = "accuracy") -> None:
-    """Proxy score vs parameters, one colour per generation, best circled."""
+                metric: str = "accuracy", front: list[dict[str, Any]] | None = None) -> None:
+    """Proxy score vs parameters, one colour per generation, best circled, the Pareto front
+    (score up, parameters down) as a staircase."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     sc = ax.scatter(
         [r["n_params"] / 1e6 for r in rows], [r["score"] for r in rows],
@@ -32,6 +33,9 @@ def nas_scatter(rows: list[dict[str, Any]], path: str | Path, best: dict[str, An
     )
     ax.scatter([best["n_params"] / 1e6], [best["score"]], s=180, facecolor="none",
                edgecolor="red", linewidth=1.5, label="selected")
+    if front:
+        ax.step([r["n_params"] / 1e6 for r in front], [r["score"] for r in front], where="post",
+                color="0.4", linestyle="--", linewidth=1, label="Pareto front")
     fig.colorbar(sc, ax=ax, label="generation",
                  ticks=sorted({r["generation"] for r in rows}))
     ax.set(xlabel="parameters (M)", ylabel=f"proxy validation {LABELS[metric]}",
@@ -90,4 +94,40 @@ def confusion(matrices: dict[str, np.ndarray], names: list[str], path: str | Pat
                                 color="white" if norm[i, j] > 0.5 else "black")
         ax.set(xlabel="predicted", ylabel="actual", title=title)
     fig.tight_layout()
+    _save(fig, path)
+
+
+def regret_curves(rows: list[dict[str, Any]], path: str | Path) -> None:
+    """Mean best-so-far regret per sampler and trial with the 25-75% band over runs."""
+    fig, ax = plt.subplots(figsize=(6.8, 4.4))
+    for name in dict.fromkeys(r["sampler"] for r in rows):
+        rs = [r for r in rows if r["sampler"] == name]
+        xs = [r["trial"] for r in rs]
+        (line,) = ax.plot(xs, [100 * r["regret_mean"] for r in rs], label=name)
+        ax.fill_between(xs, [100 * r["regret_q25"] for r in rs],
+                        [100 * r["regret_q75"] for r in rs], color=line.get_color(), alpha=0.15)
+    ax.set(xlabel="trial", ylabel="regret (points below the table's best)",
+           title="HPO samplers on the tabular benchmark")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def proxy_calibration(rows: list[dict[str, Any]], path: str | Path) -> None:
+    """Kendall's tau of each proxy against the reference, vs its cost share."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for proxy in dict.fromkeys(r["proxy"] for r in rows):
+        rs = sorted((r for r in rows if r["proxy"] == proxy), key=lambda r: r["cost_share"])
+        ax.plot([100 * r["cost_share"] for r in rs], [r["kendall_tau"] for r in rs], marker="o",
+                label=proxy)
+        for r in rs:
+            ax.annotate(f"{r['steps']}", (100 * r["cost_share"], r["kendall_tau"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+    ax.axhline(0.8, color="0.5", linestyle="--", linewidth=1, label="tau = 0.8")
+    ax.axvline(10, color="0.5", linestyle=":", linewidth=1, label="10% of the cost")
+    ax.set(xlabel="cost (% of the reference training)", ylabel="Kendall tau vs reference",
+           title="NAS proxy calibration (labels: proxy steps)")
+    ax.legend()
+    ax.grid(alpha=0.3)
     _save(fig, path)

@@ -65,9 +65,9 @@ def stage_dir(tmp_path, tiny_teacher_dir, tiny_raw_dir, monkeypatch) -> Path:
     return tmp_path
 
 
-def load_stage(name: str):
-    """Import ``stages/<name>.py`` as a module (stages are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
+def load_stage(name: str, folder: str = "stages"):
+    """Import ``<folder>/<name>.py`` as a module (stages are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

@@ -41,17 +41,6 @@ def test_pipeline_stages_in_order(any_stage_dir):
     names = json.loads(Path("prep/labels.json").read_text())["names"]
     assert len(names) == (3 if pair else 2)
 
-    load_stage("nas").main(["--data", "prep", "--trials", "models/nas.journal",
-                            "--out", "models/arch.json", "--history",
-                            "plots/nas.csv", "--png", "plots/nas.png", "--metrics", "m/nas.json"])
-    arch = json.loads(Path("models/arch.json").read_text())
-    assert arch["genome"]["hidden_size"] % arch["genome"]["num_attention_heads"] == 0
-    assert Path("plots/nas.png").stat().st_size > 0
-    header = Path("plots/nas.csv").read_text().splitlines()[0].split(",")
-    assert {"generation", "score", "n_params", "latency_ms", "fitness"} <= set(header)
-    assert len(Path("plots/nas.csv").read_text().splitlines()) == 1 + 3 * 2
-    assert metrics("m/nas.json")["n_candidates"] == 6
-
     hpo_argv = ["--data", "prep", "--trials", "models/hpo.journal", "--out", "models/teacher",
                 "--history", "plots/hpo.csv", "--png", "plots/hpo.png", "--metrics", "m/hpo.json"]
     load_stage("hpo").main(hpo_argv)
@@ -68,6 +57,24 @@ def test_pipeline_stages_in_order(any_stage_dir):
         load_stage("hpo").main(hpo_argv)
         m2 = metrics("m/hpo.json")
         assert m2["n_resumed"] == 3 and m2["best_trial"] == m["best_trial"]
+
+    if pair:  # the other strategy and proxy: NSGA-II with distillation from the teacher
+        params = yaml.safe_load(Path("params.yaml").read_text())
+        params["nas"].update(strategy="nsga2", proxy="kd")
+        Path("params.yaml").write_text(yaml.safe_dump(params))
+    load_stage("nas").main(["--data", "prep", "--teacher", "models/teacher",
+                            "--trials", "models/nas.journal",
+                            "--out", "models/arch.json", "--history",
+                            "plots/nas.csv", "--png", "plots/nas.png", "--metrics", "m/nas.json"])
+    arch = json.loads(Path("models/arch.json").read_text())
+    assert arch["genome"]["hidden_size"] % arch["genome"]["num_attention_heads"] == 0
+    assert Path("plots/nas.png").stat().st_size > 0
+    header = Path("plots/nas.csv").read_text().splitlines()[0].split(",")
+    assert {"generation", "score", "n_params", "latency_ms", "fitness"} <= set(header)
+    assert len(Path("plots/nas.csv").read_text().splitlines()) == 1 + 3 * 2
+    m = metrics("m/nas.json")
+    assert m["n_candidates"] == 6 and m["proxy"] == ("kd" if pair else "ce")
+    assert 1 <= m["n_pareto"] <= m["n_unique"]
 
     load_stage("distill").main(["--data", "prep", "--arch", "models/arch.json", "--teacher",
                                 "models/teacher", "--out", "models/student",
@@ -165,7 +172,8 @@ def test_bad_params_stop_stage_before_compute(stage_dir, section, key, value, ex
              "compress": "compress", "benchmark": "benchmark", "task": "nas"}[section]
     argv = {
         "prepare": ["--raw", "missing", "--out", "o", "--metrics", "m.json"],
-        "nas": ["--data", "missing", "--trials", "j", "--out", "o", "--history", "h", "--png", "p",
+        "nas": ["--data", "missing", "--teacher", "t", "--trials", "j", "--out", "o",
+                "--history", "h", "--png", "p",
                 "--metrics", "m.json"],
         "hpo": ["--data", "missing", "--trials", "j", "--out", "o", "--history", "h",
                 "--png", "p", "--metrics", "m.json"],
@@ -212,6 +220,6 @@ def test_unsupported_teacher_family_stops_before_compute(stage_dir, tmp_path):
     params["teacher"]["model"] = str(folder)
     Path("params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ValueError, match="gpt2.*supported.*bert.*roberta"):
-        load_stage("nas").main(["--data", "missing", "--trials", "j", "--out", "o",
+        load_stage("hpo").main(["--data", "missing", "--trials", "j", "--out", "o",
                                 "--history", "h", "--png", "p", "--metrics", "m.json"])
     assert not Path("m.json").exists()

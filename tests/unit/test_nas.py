@@ -53,7 +53,7 @@ class FakeFitness:
         fit = (genome["num_hidden_layers"] + genome["hidden_size"] / 384
                + genome["num_attention_heads"] / 100 - genome["intermediate_size"] / 3000)
         n_params = genome["num_hidden_layers"] * genome["hidden_size"] * genome["intermediate_size"]
-        return fit, {"n_params": n_params}
+        return fit, {"n_params": n_params, "score": fit, "latency_ms": n_params / 1e6}
 
 
 def _search(strategy="evolution", population=6, generations=4, elite=2, rate=0.5, seed=0,
@@ -212,7 +212,7 @@ def test_resumed_search_proposes_what_an_uninterrupted_one_would(tmp_path):
 
 
 def test_unknown_strategy_lists_the_known_ones():
-    with pytest.raises(ValueError, match="evolution, regularized, random"):
+    with pytest.raises(ValueError, match="evolution, regularized, nsga2, random"):
         _search("nsga3")
 
 
@@ -286,3 +286,63 @@ def test_proxy_task_on_the_tiny_teacher(tiny_teacher, tiny_tokenizer, genome):
     assert info["encoder_params"] == families.encoder_params(student)
     assert info["latency_ms"] > 0
     assert fitness == pytest.approx(info["score"] - 0.5 * info["encoder_params"] / 1e6)
+
+
+# --------------------------------------------------------------------------- NSGA-II, selection
+
+
+def test_nsga2_is_multi_objective_and_repairs_genomes():
+    history = _search("nsga2", population=6, generations=4, seed=1)
+    assert len(history) == 24
+    assert all(_in_space(c.genome, DEFAULT_SPACE) for c in history)  # repaired when needed
+    for c in history:  # first objective = the proxy score, not the penalised fitness
+        assert c.fitness == c.info["score"]
+
+
+def test_nsga2_trains_each_repaired_genome_once():
+    fitness = FakeFitness()
+    history = _search("nsga2", population=6, generations=4, seed=1, fitness=fitness)
+    assert max(Counter(fitness.calls).values()) == 1
+    assert set(fitness.calls) == {nas.key(c.genome) for c in history}
+
+
+def _scored(score, n_params, latency=1.0):
+    c = _cand(0, score, n_params)
+    c.info.update(score=score, latency_ms=latency)
+    return c
+
+
+def test_select_respects_limits_and_explains_when_nothing_fits():
+    small, big = _scored(0.8, 2e6, 1.0), _scored(0.9, 9e6, 3.0)
+    assert nas.select([small, big]) is big
+    assert nas.select([small, big], max_params=5) is small
+    assert nas.select([small, big], max_latency_ms=2.0) is small
+    with pytest.raises(ValueError, match=r"nas.max_params=1 .*smallest has 2.00M"):
+        nas.select([small, big], max_params=1)
+
+
+def test_pareto_front_keeps_only_undominated_candidates():
+    a, b, c, d = _scored(0.7, 1e6), _scored(0.8, 2e6), _scored(0.75, 3e6), _scored(0.9, 4e6)
+    for i, x in enumerate((a, b, c, d)):
+        x.genome = {**x.genome, "intermediate_size": i}
+    assert nas.pareto_front([d, c, b, a]) == [a, b, d]
+
+
+def test_kd_proxy_trains_towards_the_teacher_logits(tiny_teacher, tiny_tokenizer):
+    """With alpha = 0 the KD proxy learns only from the given logits: logits that say the
+    opposite of the labels must drive the score below the CE proxy's."""
+    import numpy as np
+
+    train = make_sentences(64, 0)
+    flipped = np.array([[4.0, -4.0] if y else [-4.0, 4.0] for y in train.labels], np.float32)
+    genome = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 4,
+              "intermediate_size": 37}
+
+    def score(kd_logits):
+        task = nas.ProxyTask(teacher=tiny_teacher, tokenizer=tiny_tokenizer, train=train,
+                             val=train, max_length=32, steps=60, batch_size=16, lr=1e-2,
+                             latency_repeats=1, kd_logits=kd_logits, kd_alpha=0.0)
+        return task(genome)[1]["score"]
+
+    flipped_score, ce_score = score(flipped), score(None)
+    assert flipped_score < 0.5 < ce_score

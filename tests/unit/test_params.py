@@ -120,7 +120,7 @@ BAD_VALUES = [
     (NasParams, "nas", {"population": True}, ["nas.population", "True", "expected int"]),
     (NasParams, "nas", {"generations": 0}, ["nas.generations", "got 0", "positive"]),
     (NasParams, "nas", {"strategy": "grid"},
-     ["nas.strategy", "'grid'", "one of 'evolution', 'regularized', 'random'"]),
+     ["nas.strategy", "'grid'", "one of 'evolution', 'regularized', 'nsga2', 'random'"]),
     (NasParams, "nas", {"mutation_rate": 1.5}, ["nas.mutation_rate", "1.5", "[0.0, 1.0]"]),
     (NasParams, "nas", {"elite": 8}, ["nas.elite", "got 8", "0 <= elite < population"]),
     (NasParams, "nas", {"init_from_teacher": "yes"},

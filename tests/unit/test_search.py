@@ -259,3 +259,40 @@ def test_registry_names_match_the_params_choices():
     from distillery.params import HpoParams
 
     assert set(get_args(get_type_hints(HpoParams)["sampler"])) == set(SAMPLERS)
+
+
+# --------------------------------------------------------------------------- tabular study
+
+
+def test_tabular_summary_on_a_known_table():
+    from distillery.studies import tabular
+
+    space = Space((Dim("x", 0.0, 1.0),))
+    xs = [i / 19 for i in range(20)]
+    table = tabular.Table(space, [{"x": x} for x in xs], [-(x - 0.7) ** 2 for x in xs])
+    assert table.nearest({"x": 0.71}) == -(xs[13] - 0.7) ** 2
+    runs = {name: [{"values": tabular.replay(table, name, seed, 10, 3),
+                    "table_best": table.best, "random_best": None} for seed in range(3)]
+            for name in ("random", "gp")}
+    for name in runs:
+        for i, r in enumerate(runs[name]):
+            r["random_best"] = max(runs["random"][i]["values"])
+    rows = {r["sampler"]: r for r in tabular.summarize(runs)}
+    assert rows["random"]["reached_random_best"] == 1.0
+    assert rows["gp"]["final_regret"] <= rows["random"]["final_regret"]
+    assert 0 <= rows["gp"]["share_near_best"] <= 1
+    curve = [r for r in tabular.curves(runs) if r["sampler"] == "gp"]
+    assert [r["trial"] for r in curve] == list(range(1, 11))
+    assert tabular.first_reaching(np.array([0.1, 0.3, 0.3]), 0.3) == 2
+    assert tabular.first_reaching(np.array([0.1]), 0.3) is None
+
+
+def test_rank_agreement_of_proxies():
+    from distillery.studies import calibration
+
+    assert calibration.rank_agreement([1, 2, 3], [10, 20, 30])["kendall_tau"] == 1.0
+    assert calibration.rank_agreement([3, 2, 1], [10, 20, 30])["spearman_rho"] == -1.0
+    archs = calibration.architectures({"num_hidden_layers": [1, 2], "hidden_size": [32],
+                                       "num_attention_heads": [4], "intermediate_size": [8, 16]},
+                                      k=10, seed=0)
+    assert len(archs) == 4  # the whole space, each genome once

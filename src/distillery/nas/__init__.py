@@ -5,8 +5,13 @@ workers, a genome's fitness computed once).
 ============  =============================================================================
 ``evolution`` generational, elitism + mutation (binary tournament parents)
 ``regularized`` aging evolution (Real et al. 2019)
+``nsga2``     multi-objective (score vs parameters or latency), Optuna's NSGA-II
 ``random``    random architectures: the baseline
 ============  =============================================================================
+
+Single-objective strategies maximise the fitness of :class:`ProxyTask` (score minus the
+size / latency penalties); NSGA-II keeps score and cost apart and the stage picks the best
+score within ``nas.max_params`` / ``nas.max_latency_ms`` from its Pareto front.
 """
 
 from __future__ import annotations
@@ -18,9 +23,19 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from distillery.models import GENES
+from distillery.nas import nsga2
 from distillery.nas.evolution import EvolutionSampler
-from distillery.nas.genome import Candidate, Genome, GenomeSpace, best, key, mutate, random_genome
+from distillery.nas.genome import (
+    Candidate,
+    Genome,
+    GenomeSpace,
+    best,
+    key,
+    mutate,
+    pareto_front,
+    random_genome,
+    select,
+)
 from distillery.nas.proxy import ProxyTask
 from distillery.nas.random_search import RandomSampler
 from distillery.nas.regularized import RegularizedSampler
@@ -28,6 +43,7 @@ from distillery.nas.regularized import RegularizedSampler
 STRATEGIES = {
     "evolution": EvolutionSampler,
     "regularized": RegularizedSampler,
+    "nsga2": nsga2.make,
     "random": RandomSampler,
 }
 
@@ -40,10 +56,17 @@ def make_strategy(name: str, choices: dict[str, list[int]], seed: int, **knobs: 
     return STRATEGIES[name](GenomeSpace(choices), seed, **knobs)
 
 
-def candidates(trials: list[FrozenTrial], population: int) -> list[Candidate]:
-    """Finished trials as candidates (generation = trial number // population)."""
-    return [Candidate(t.number // population, {g: int(t.params[g]) for g in GENES},
-                      float(t.value), {k: v for k, v in t.user_attrs.items() if k != "cached"})
+def directions(strategy: str) -> tuple[str, ...]:
+    return ("maximize", "minimize") if strategy == "nsga2" else ("maximize",)
+
+
+def candidates(trials: list[FrozenTrial], population: int,
+               choices: dict[str, list[int]]) -> list[Candidate]:
+    """Finished trials as candidates (generation = trial number // population; the genome
+    as trained, i.e. repaired; fitness = the first objective)."""
+    space = GenomeSpace(choices)
+    return [Candidate(t.number // population, space.repair(t.params), float(t.values[0]),
+                      {k: v for k, v in t.user_attrs.items() if k != "cached"})
             for t in trials]
 
 
@@ -56,21 +79,30 @@ def search(
     seed: int,
     study: optuna.Study | None = None,
     desc: str | None = None,
+    cost: str = "params",
     **knobs: Any,
 ) -> list[Candidate]:
     """Run ``population * generations`` trials (in memory unless ``study`` is given) and
-    return every finished candidate in trial order."""
+    return every finished candidate in trial order. ``cost`` (``params`` | ``latency``) is
+    NSGA-II's second objective."""
     from distillery.search import runner
 
+    genomes = GenomeSpace(space)
     sampler = make_strategy(strategy, space, seed, population=population, **knobs)
     if study is None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study = optuna.create_study(directions=list(directions(strategy)), sampler=sampler)
     else:
         study.sampler = sampler
-    runner.optimize(study, sampler.space, lambda p: fitness({g: int(p[g]) for g in GENES}),
-                    population * generations, desc=desc)
-    return candidates(runner.finished_trials(study), population)
+
+    def objective(params: dict[str, Any]) -> tuple[float | list[float], dict[str, Any]]:
+        fit, info = fitness(genomes.repair(params))
+        if strategy == "nsga2":
+            return [info["score"], info[nsga2.COSTS[cost]]], info
+        return fit, info
+
+    runner.optimize(study, genomes, objective, population * generations, desc=desc)
+    return candidates(runner.finished_trials(study), population, space)
 
 
 @dataclass
@@ -84,13 +116,17 @@ class Worker:
     data: str
     storage: str
     study: str
+    init_from: str
+    """Folder of the model students start from (and the KD teacher): the fine-tuned teacher."""
+    kd: tuple[float, float] = (0.5, 2.0)
+    """(alpha, temperature) of the KD proxy, the same as the final distillation."""
 
     def __call__(self, worker: int) -> None:
         import dataclasses
 
         import torch
 
-        from distillery import models
+        from distillery import evaluate, models
         from distillery.data import load_prepared
         from distillery.io import setup_logging
         from distillery.search import runner
@@ -100,20 +136,27 @@ class Worker:
             setup_logging()
             torch.set_num_threads(runner.worker_threads(p.workers))
         splits, names = load_prepared(self.data)
+        teacher = models.load_classifier(self.init_from, names)
+        tok = models.load_tokenizer(self.init_from)
+        logits = None
+        if p.proxy == "kd":
+            logits = evaluate.predict_logits(teacher, splits["train"], tok, tp.max_length, 128,
+                                             desc="teacher logits")
         task = ProxyTask(
-            teacher=models.load_classifier(tp.model, names),
-            tokenizer=models.load_tokenizer(tp.model), train=splits["train"],
+            teacher=teacher, tokenizer=tok, train=splits["train"],
+            kd_logits=logits, kd_alpha=self.kd[0], kd_temperature=self.kd[1],
             val=splits["val"], max_length=tp.max_length, steps=p.proxy_steps,
             batch_size=p.batch_size, lr=p.lr, init_from_teacher=p.init_from_teacher,
             params_penalty=p.params_penalty, latency_penalty=p.latency_penalty,
             latency_repeats=p.latency_repeats, metric=self.metric, seed=p.seed,
         )
-        study = runner.load(self.storage, self.study)
+        study = runner.load(self.storage, self.study, directions(p.strategy))
         search(dataclasses.asdict(p.search_space), task, p.strategy, p.population,
                p.generations, p.seed + worker, study=study,
-               desc="nas" + (f" worker {worker}" if p.workers > 1 else ""),
+               desc="nas" + (f" worker {worker}" if p.workers > 1 else ""), cost=p.cost,
                elite=p.elite, mutation_rate=p.mutation_rate, sample_size=p.sample_size)
 
 
 __all__ = ["STRATEGIES", "Candidate", "Genome", "GenomeSpace", "ProxyTask", "Worker", "best",
-           "candidates", "key", "make_strategy", "mutate", "random_genome", "search"]
+           "candidates", "directions", "key", "make_strategy", "mutate", "pareto_front",
+           "random_genome", "search", "select"]

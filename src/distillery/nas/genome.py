@@ -59,7 +59,11 @@ class GenomeSpace:
         return {g: CategoricalDistribution(tuple(self.choices[g])) for g in GENES}
 
     def key(self, params: Mapping[str, int]) -> tuple[int, ...]:
-        return key(params)
+        """Identity of the architecture trained for ``params`` (after repair)."""
+        return key(self.repair(params))
+
+    def repair(self, params: Mapping[str, int]) -> Genome:
+        return repair_genome({g: int(params[g]) for g in GENES}, self.choices)
 
     def __hash__(self) -> int:
         return hash(tuple((g, tuple(self.choices[g])) for g in GENES))
@@ -81,3 +85,36 @@ class Candidate:
 def best(history: list[Candidate]) -> Candidate:
     """Fittest candidate; ties go to the fewer parameters, then the earliest."""
     return max(history, key=lambda c: (c.fitness, -c.info.get("n_params", 0)))
+
+
+def select(history: list[Candidate], max_params: float | None = None,
+           max_latency_ms: float | None = None) -> Candidate:
+    """:func:`best` among the candidates within ``max_params`` (millions of parameters) and
+    ``max_latency_ms`` (measured batch-1 latency); None = no limit.
+
+    Raises:
+        ValueError: no candidate is within the limits (says how close the nearest came).
+    """
+    ok = [c for c in history
+          if (max_params is None or c.info["n_params"] <= max_params * 1e6)
+          and (max_latency_ms is None or c.info["latency_ms"] <= max_latency_ms)]
+    if not ok:
+        smallest = min(c.info["n_params"] for c in history) / 1e6
+        fastest = min(c.info["latency_ms"] for c in history)
+        raise ValueError(
+            f"no candidate architecture within nas.max_params={max_params} (M) and "
+            f"nas.max_latency_ms={max_latency_ms}: the smallest has {smallest:.2f}M parameters, "
+            f"the fastest takes {fastest:.2f} ms; raise the limit or shrink nas.search_space")
+    return best(ok)
+
+
+def pareto_front(history: list[Candidate], cost: str = "n_params") -> list[Candidate]:
+    """Candidates no other beats on both score (higher) and ``cost`` (lower), by cost."""
+    unique = {key(c.genome): c for c in history}.values()
+    ranked = sorted(unique, key=lambda c: (c.info[cost], -c.info["score"]))
+    front, best_score = [], -float("inf")
+    for c in ranked:
+        if c.info["score"] > best_score:
+            front.append(c)
+            best_score = c.info["score"]
+    return front

@@ -13,7 +13,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ProxyTask:
-    """Fitness of a genome: validation score (``metric``) after a short proxy training run.
+    """Fitness of a genome: validation score (``metric``) after a short proxy training run
+    (cross-entropy, or distillation from ``kd_logits``), the student initialised from
+    ``teacher`` where shapes allow.
 
     ``fitness = score - params_penalty * encoder_params[M] - latency_penalty * latency[ms]``
     (encoder parameters exclude the embeddings; the latency term makes fitness noisy).
@@ -33,9 +35,14 @@ class ProxyTask:
     latency_repeats: int = 20
     metric: str = "accuracy"
     seed: int = 0
+    kd_logits: Any = None
+    """Teacher logits ``(len(train), C)``: train by distillation (as the final student is)
+    instead of plain cross-entropy."""
+    kd_alpha: float = 0.5
+    kd_temperature: float = 2.0
 
     def __call__(self, genome: Genome) -> tuple[float, dict[str, Any]]:
-        from distillery import bench, evaluate, families, models, training
+        from distillery import bench, distill, evaluate, families, models, training
         from distillery.data import encode
         from distillery.io import Timer, seed_everything
 
@@ -49,7 +56,9 @@ class ProxyTask:
             steps=self.steps, seed=self.seed,
         )
         with Timer() as t:
-            training.train(student, self.train, self.tokenizer, cfg, desc=None)
+            loss = training.cross_entropy if self.kd_logits is None else \
+                distill.kd_loss_fn(self.kd_logits, self.kd_alpha, self.kd_temperature)
+            training.train(student, self.train, self.tokenizer, cfg, loss, desc=None)
         acc = evaluate.evaluate(student, self.val, self.tokenizer, self.max_length, self.metric)
         first = self.val.subset(range(min(8, len(self.val))))
         feeds = [

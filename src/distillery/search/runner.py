@@ -35,8 +35,9 @@ from distillery.search.space import Params, Space
 
 logger = logging.getLogger(__name__)
 
-# params -> score, or (score, extra values stored as trial user attributes)
-Objective = Callable[[Params], "float | tuple[float, dict[str, Any]]"]
+# params -> score, or (score, extra values stored as trial user attributes); a multi-objective
+# study takes a list of values in place of the score
+Objective = Callable[[Params], "float | tuple[float | list[float], dict[str, Any]]"]
 
 
 def storage(spec: str) -> optuna.storages.BaseStorage:
@@ -74,11 +75,11 @@ def open_study(spec: str, name: str, sampler: str, space: Space, seed: int,
     return study, design
 
 
-def load(spec: str, name: str) -> optuna.Study:
+def load(spec: str, name: str, directions: tuple[str, ...] = ("maximize",)) -> optuna.Study:
     """Create or reopen study ``name`` on storage ``spec``; the caller sets ``study.sampler``."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=name, storage=storage(spec), direction="maximize",
-                               load_if_exists=True)
+    return optuna.create_study(study_name=name, storage=storage(spec),
+                               directions=list(directions), load_if_exists=True)
 
 
 def prepare(study: optuna.Study, design: list[Params], journal: bool) -> dict[str, int]:
@@ -137,9 +138,9 @@ def optimize(study: optuna.Study, space: Any, objective: Objective, n_trials: in
                 if name != "cached":
                     trial.set_user_attr(name, v)
             trial.set_user_attr("cached", prior.number)
-            study.tell(trial, prior.value)
-            logger.info("trial %d = trial %d %s: %.4f (not rerun)", trial.number, prior.number,
-                        trial.params, prior.value)
+            study.tell(trial, prior.values)
+            logger.info("trial %d = trial %d %s: %s (not rerun)", trial.number, prior.number,
+                        trial.params, prior.values)
         else:
             _run(study, trial, objective)
         bar.update()
@@ -155,10 +156,11 @@ def _run(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> None
     value, extra = out if isinstance(out, tuple) else (out, {})
     for name, v in extra.items():
         trial.set_user_attr(name, v)
-    if not math.isfinite(value):
+    values = [float(v) for v in value] if isinstance(value, list) else [float(value)]
+    if not all(math.isfinite(v) for v in values):
         raise ValueError(f"objective returned {value} for {trial.params}")
-    study.tell(trial, float(value))
-    logger.info("trial %d %s: %.4f", trial.number, trial.params, value)
+    study.tell(trial, values if len(values) > 1 else values[0])
+    logger.info("trial %d %s: %s", trial.number, trial.params, values)
 
 
 def _finished(study: optuna.Study) -> list[FrozenTrial]:

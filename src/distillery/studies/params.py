@@ -1,0 +1,60 @@
+"""Typed sections of ``studies/params.yaml``, loaded with ``distillery.params.load_section``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from distillery.params import _positive
+
+
+@dataclass
+class HpoStudyParams:
+    """HPO samplers compared on a table of LoRA configurations scored once."""
+
+    n_configs: int = 32
+    """Configurations scored at the pipeline's trial fidelity (a Latin hypercube of hpo's space)."""
+    samplers: list[str] = field(default_factory=lambda: ["gp", "soo", "bamsoo", "tpe", "random"])
+    seeds: int = 10
+    """Repetitions of every sampler; each draws its own subset of the table."""
+    budget: int = 32
+    """Trials per run."""
+    n_initial: int = 4
+    subset: float = 0.8
+    """Share of the table each repetition searches (deterministic samplers such as SOO
+    otherwise repeat one run R times)."""
+    live_checks: int = 3
+    """Table configurations retrained with another seed to measure how far a table score is
+    from a fresh trial's."""
+    seed: int = 0
+
+    def check(self) -> list[str]:
+        out = _positive(self, "n_configs", "seeds", "budget", "subset")
+        if self.subset > 1:
+            out.append(f"subset: got {self.subset}, expected a share in (0, 1]")
+        from distillery.search import SAMPLERS
+
+        out += [f"samplers: {s!r} is not one of {', '.join(SAMPLERS)}"
+                for s in self.samplers if s not in SAMPLERS]
+        return out
+
+
+@dataclass
+class ProxyStudyParams:
+    """Proxies of the NAS stage ranked against a reference training of the same students."""
+
+    n_archs: int = 10
+    budgets: list[int] = field(default_factory=lambda: [25, 50, 100, 200])
+    """Proxy training steps."""
+    proxies: list[str] = field(default_factory=lambda: ["ce", "kd"])
+    reference_steps: int = 600
+    """Steps of the reference: distillation from the fine-tuned teacher on train + transfer,
+    as the final student is trained."""
+    seed: int = 0
+
+    def check(self) -> list[str]:
+        out = _positive(self, "n_archs", "reference_steps")
+        if self.n_archs < 3:
+            out.append(f"n_archs: got {self.n_archs}, rank correlations need 3 or more")
+        out += [f"budgets: {b} must be > 0" for b in self.budgets if b <= 0]
+        out += [f"proxies: {p!r} is not ce or kd" for p in self.proxies if p not in ("ce", "kd")]
+        return out

@@ -1,0 +1,67 @@
+"""The opt-in studies' stages on tiny params: HPO table -> sampler comparison, and proxy
+calibration, checking their outputs and that their numbers are consistent."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import yaml
+
+from .conftest import load_stage
+
+STUDY_PARAMS = {
+    "hpo_study": {"n_configs": 5, "samplers": ["gp", "soo", "bamsoo", "tpe", "random"],
+                  "seeds": 2, "budget": 6, "n_initial": 2, "subset": 0.8, "live_checks": 2,
+                  "seed": 0},
+    "proxy_study": {"n_archs": 3, "budgets": [2, 4], "proxies": ["ce", "kd"],
+                    "reference_steps": 6, "seed": 0},
+}
+
+
+def _rows(path: str) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_studies_on_tiny_params(stage_dir):
+    Path("study.yaml").write_text(yaml.safe_dump(STUDY_PARAMS))
+    load_stage("data").main(["--out", "raw", "--metrics", "m/data.json"])
+    load_stage("prepare").main(["--raw", "raw", "--out", "prep", "--metrics", "m/prepare.json"])
+    load_stage("hpo").main(["--data", "prep", "--trials", "j/hpo.journal", "--out", "teacher",
+                            "--history", "h.csv", "--png", "h.png", "--metrics", "m/hpo.json"])
+    common = ["--params", "study.yaml", "--main-params", "params.yaml"]
+
+    load_stage("hpo_table", "studies/stages").main(
+        [*common, "--data", "prep", "--trials", "j/table.journal", "--out", "r/table.csv",
+         "--metrics", "m/table.json"])
+    table = _rows("r/table.csv")
+    assert len(table) == 5 and set(table[0]) == {"lr", "rank", "alpha", "dropout",
+                                                 "weight_decay", "score"}
+    m = json.loads(Path("m/table.json").read_text())
+    assert len(m["live_checks"]) == 2 and m["best"] == max(float(r["score"]) for r in table)
+
+    load_stage("hpo_compare", "studies/stages").main(
+        [*common, "--table", "r/table.csv", "--curves", "p/regret.csv", "--png", "p/regret.png",
+         "--metrics", "m/compare.json", "--report", "r/compare.md"])
+    curves = _rows("p/regret.csv")
+    assert len(curves) == 5 * 6  # samplers x trials
+    for name in ("gp", "soo", "bamsoo", "tpe", "random"):
+        regret = [float(r["regret_mean"]) for r in curves if r["sampler"] == name]
+        assert all(a >= b >= 0 for a, b in zip(regret, regret[1:], strict=False))  # monotone
+    m = json.loads(Path("m/compare.json").read_text())
+    assert 1 <= m["random_trials_to_random_best"] <= 6  # random reaches its own best
+    assert "| bamsoo |" in Path("r/compare.md").read_text()
+    assert Path("p/regret.png").stat().st_size > 0
+
+    load_stage("proxy_calibration", "studies/stages").main(
+        [*common, "--data", "prep", "--teacher", "teacher", "--out", "r/runs.csv",
+         "--table", "p/tau.csv", "--png", "p/tau.png", "--metrics", "m/calib.json"])
+    runs = _rows("r/runs.csv")
+    assert len(runs) == 3 * (2 * 2 + 1)
+    tau = _rows("p/tau.csv")
+    assert {(r["proxy"], int(r["steps"])) for r in tau} == {("ce", 2), ("ce", 4), ("kd", 2),
+                                                           ("kd", 4)}
+    assert all(-1 <= float(r["kendall_tau"]) <= 1 for r in tau)
+    assert json.loads(Path("m/calib.json").read_text())["n_archs"] == 3
