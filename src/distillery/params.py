@@ -469,15 +469,18 @@ class BenchmarkParams:
     batch_size: int = 32
     """Batch size of the throughput measurement."""
     throughput_batches: int = 10
+    rounds: int = 10
+    """Interleaved rounds: each times every variant for repeats / rounds calls in turn."""
     threads: int = 0
-    """Intra-op threads for torch and ONNX Runtime (0 = all cores)."""
+    """Intra-op threads for torch and ONNX Runtime alike (0 = all cores); the counts actually
+    used are recorded in the metrics."""
     providers: list[Literal["cpu", "cuda", "tensorrt"]] = field(
         default_factory=lambda: ["cpu", "cuda", "tensorrt"]
     )
     """Execution providers to try; unavailable ones are skipped with a logged reason."""
 
     def check(self) -> list[str]:
-        out = _positive(self, "repeats", "batch_size", "throughput_batches")
+        out = _positive(self, "repeats", "batch_size", "throughput_batches", "rounds")
         if self.warmup < 0 or self.threads < 0:
             out.append("warmup/threads: expected >= 0")
         if "cpu" not in self.providers:
