@@ -1,18 +1,25 @@
 """Stage ``benchmark``: accuracy, latency, throughput and size of every variant.
 
-Variants: teacher and student in PyTorch fp32 (CPU), and every ONNX file (fp32 teacher,
-student, pruned student; int8 student) on every usable ONNX Runtime execution provider. CPU
-variants keep their plain names; other providers add ``@cuda`` / ``@tensorrt``.
+Variants: teacher and student in PyTorch fp32 (CPU), and every ONNX file of ``--onnx`` (named
+by the ``variant`` key of its metadata: fp32 teacher and students, the int8 recipes, the
+structured-pruned and vocabulary-pruned students) on every usable ONNX Runtime execution
+provider. CPU variants keep their plain names; other providers add ``@cuda`` / ``@tensorrt``.
+fp16 files run on GPU providers only.
+
+Timing is apples to apples: ``benchmark.threads`` intra-op threads for torch and ONNX Runtime
+alike (the counts actually used are recorded), and all variants of a provider are timed in
+``benchmark.rounds`` interleaved rounds (round-robin, p50 = median of the round medians), so
+machine drift spreads over every variant.
 
 Deps: ``--data``, ``--teacher``, ``--student``, ``--onnx``.
-Params: ``teacher.max_length``, ``task.metric`` (the Pareto plot's score), ``benchmark.*``.
+Params: ``teacher.max_length``, ``task.metric``, ``benchmark.*``.
 Metrics: ``--metrics``: variant -> {accuracy, macro_f1, latency_ms_p50, latency_ms_p95,
-throughput_per_s, size_mb, n_params, provider}, plus the skipped providers and why;
-``--classes``: per-class precision / recall / F1 / support of the teacher (torch fp32) and the
-shipped student (int8 ONNX), keyed by label name.
-Plots: ``--table`` (CSV, one row per variant), ``--png`` (Pareto: score vs latency),
-``--confusion-dir`` (``teacher.csv``, ``student.csv``: actual/predicted label per eval example,
-DVC's ``confusion`` template) and ``--confusion-png``.
+throughput_per_s, size_mb, n_params, provider}, the threads used, the skipped providers and
+variants and why; ``--classes``: per-class precision / recall / F1 / support of the teacher
+(torch fp32) and the shipped student (int8 ONNX), keyed by label name.
+Plots: ``--table`` (CSV, one row per variant), ``--confusion-dir`` (``teacher.csv``,
+``student.csv``: actual/predicted label per eval example, DVC's ``confusion`` template) and
+``--confusion-png``.
 """
 
 from __future__ import annotations
@@ -25,19 +32,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from distillery import bench, evaluate, models, plots
+from distillery import bench, evaluate, models, onnx_export, plots
 from distillery.data import Split, encode, load_prepared
 from distillery.io import Timer, run_main, stage_args, write_csv, write_json
 from distillery.params import BenchmarkParams, TaskParams, TeacherParams, load_section
 
 logger = logging.getLogger("stages.benchmark")
 
-ONNX_VARIANTS = {
-    "teacher-onnx-fp32": ("teacher.onnx", "teacher"),
-    "student-onnx-fp32": ("student.onnx", "student"),
-    "student-pruned-onnx-fp32": ("student_pruned.onnx", "student"),
-    "student-onnx-int8": ("student_int8.onnx", "student"),
-}
 # Per-class metrics and confusion matrices: the teacher and the shipped student.
 DETAILED = {"teacher": "teacher-torch-fp32", "student": "student-onnx-int8"}
 
@@ -52,55 +53,79 @@ def inputs(split: Split, tok, max_length: int, n: int, batch_size: int):
     return [enc([i], False) for i in range(n)], enc(list(range(min(batch_size, n))), True)
 
 
+def onnx_files(folder: str | Path) -> list[tuple[str, Path, dict[str, str]]]:
+    """``(variant, path, metadata)`` of every ONNX file in ``folder``, teachers first."""
+    found = []
+    for path in sorted(Path(folder).glob("*.onnx")):
+        meta = onnx_export.read_metadata(path)
+        variant = meta.get("variant") or f"{path.stem.replace('_', '-')}-onnx"
+        found.append((variant, path, meta))
+    return sorted(found, key=lambda f: (not f[0].startswith("teacher"), f[0]))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = stage_args(
         __doc__, ["data", "teacher", "student", "onnx", "metrics", "classes", "confusion-dir",
-                  "table", "png", "confusion-png"], argv
+                  "table", "confusion-png"], argv
     )
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "benchmark", BenchmarkParams)
     metric = load_section(args.params, "task", TaskParams).metric
-    torch.set_num_threads(p.threads or os.cpu_count() or 1)
+    threads = p.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
     splits, names = load_prepared(args.data)
     dev = splits["eval"]
     tok = models.load_tokenizer(args.student)
     singles, batch = inputs(dev, tok, tp.max_length, max(p.repeats, p.batch_size), p.batch_size)
     providers, skipped = bench.available_providers(p.providers)
     torch_models = {"teacher": args.teacher, "student": args.student}
-    n_params, results, logits_of = {}, {}, {}
+    results, logits_of, skipped_variants = {}, {}, {}
+    used = {"torch": torch.get_num_threads()}
     with Timer() as timer:
-        jobs = [(f"{n}-torch-fp32", n, "torch-cpu") for n in torch_models]
-        jobs += [(v if pr == "cpu" else f"{v}@{pr}", v, pr) for pr in providers
-                 for v in ONNX_VARIANTS]
-        for variant, base, provider in tqdm(jobs, desc="benchmark"):
-            if provider == "torch-cpu":
-                model = models.load_classifier(torch_models[base])
-                n_params[base] = models.count_params(model)
-                logits = evaluate.predict_logits(model, dev, tok, tp.max_length)
-                run = bench.torch_runner(model)
-                size = sum(models.dir_size_mb(f)
-                           for f in Path(torch_models[base]).glob("*.safetensors"))
-                params = n_params[base]
-            else:
-                file, source = ONNX_VARIANTS[base]
-                path = str(Path(args.onnx) / file)
-                sess = bench.ort_session(path, provider, p.threads)
-                logits = evaluate.onnx_logits(sess, dev, tok, tp.max_length)
-                run = bench.ort_runner(sess)
-                size, params = models.dir_size_mb(path), n_params[source]
-            t = bench.measure(run, singles, batch, p.warmup, p.repeats, p.throughput_batches)
-            logits_of[variant] = logits
-            results[variant] = {
-                **{k: round(v, 6) for k, v in evaluate.scores(logits, dev.labels).items()},
-                "latency_ms_p50": round(t.latency_ms_p50, 4),
-                "latency_ms_p95": round(t.latency_ms_p95, 4),
-                "throughput_per_s": round(t.throughput_per_s, 2),
-                "size_mb": round(size, 3), "n_params": params, "provider": provider,
-            }
-            logger.info("%s: %s", variant, results[variant])
+        for provider in providers:
+            runs, facts = {}, {}
+            jobs = [(f"{n}-torch-fp32", n, None, {}) for n in torch_models] \
+                if provider == "cpu" else []
+            jobs += [(v if provider == "cpu" else f"{v}@{provider}", None, path, meta)
+                     for v, path, meta in onnx_files(args.onnx)]
+            for variant, base, path, meta in tqdm(jobs, desc=f"accuracy ({provider})"):
+                if base is not None:
+                    model = models.load_classifier(torch_models[base])
+                    logits = evaluate.predict_logits(model, dev, tok, tp.max_length)
+                    runs[variant] = bench.torch_runner(model)
+                    size = sum(models.dir_size_mb(f)
+                               for f in Path(torch_models[base]).glob("*.safetensors"))
+                    n_params = models.count_params(model)
+                elif meta.get("precision") == "fp16" and provider == "cpu":
+                    skipped_variants[variant] = "fp16 runs on GPU providers only"
+                    continue
+                else:
+                    sess = bench.ort_session(str(path), provider, threads)
+                    used.setdefault("onnxruntime",
+                                    sess.get_session_options().intra_op_num_threads)
+                    logits = evaluate.onnx_logits(sess, dev, tok, tp.max_length)
+                    runs[variant] = bench.ort_runner(sess)
+                    size, n_params = models.dir_size_mb(path), int(meta.get("n_params", 0))
+                logits_of[variant] = logits
+                facts[variant] = {
+                    **{k: round(v, 6) for k, v in evaluate.scores(logits, dev.labels).items()},
+                    "size_mb": round(size, 3), "n_params": n_params,
+                    "provider": "torch-cpu" if base is not None else provider,
+                }
+            logger.info("timing %d variants on %s in %d interleaved rounds", len(runs), provider,
+                        p.rounds)
+            timings = bench.measure_interleaved(runs, singles, batch, p.warmup, p.repeats,
+                                                p.throughput_batches, p.rounds)
+            for variant, t in timings.items():
+                results[variant] = {
+                    **facts[variant],
+                    "latency_ms_p50": round(t.latency_ms_p50, 4),
+                    "latency_ms_p95": round(t.latency_ms_p95, 4),
+                    "throughput_per_s": round(t.throughput_per_s, 2),
+                }
+                logger.info("%s: %s", variant, results[variant])
     rows = [{"variant": k, **v} for k, v in results.items()]
     write_csv(args.table, rows)
-    plots.pareto(rows, args.png, metric)
     matrices = {}
     for short, variant in DETAILED.items():
         conf = evaluate.confusion_rows(logits_of[variant], dev.labels, names)
@@ -111,7 +136,9 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.classes, {short: evaluate.per_class(logits_of[v], dev.labels, names)
                               for short, v in DETAILED.items()})
     write_json(args.metrics, {**results, "metric": metric, "labels": ",".join(names),
+                              "threads": used, "rounds": p.rounds,
                               "skipped_providers": skipped,
+                              "skipped_variants": skipped_variants,
                               "duration_s": round(timer.seconds, 2)})
 
 

@@ -5,7 +5,8 @@ labelled train split: ``kd_alpha * CE + (1 - kd_alpha) * T^2 * KL``.
 
 Deps: ``--data``, ``--student``, ``--teacher``.
 Params: ``teacher.max_length``, ``task.metric``, ``compress.*``.
-Outs: ``--out`` (pruned student, ``save_pretrained`` folder with tokenizer).
+Outs: ``--out`` (pruned student, ``save_pretrained`` folder with tokenizer); ``--curves``
+(DVCLive folder: loss and validation score during recovery).
 Metrics: ``--metrics``: target and achieved sparsity, eval score (``task.metric``) before,
 right after pruning and after recovery, eval accuracy / macro-F1 at the end, duration.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from distillery import distill, evaluate, models, prune, training
+from distillery import curves, distill, evaluate, models, prune, training
 from distillery.data import load_prepared
 from distillery.io import Timer, atomic_path, run_main, seed_everything, stage_args, write_json
 from distillery.params import CompressParams, TaskParams, TeacherParams, load_section
@@ -23,13 +24,13 @@ logger = logging.getLogger("stages.compress")
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = stage_args(__doc__, ["data", "student", "teacher", "out", "metrics"], argv)
+    args = stage_args(__doc__, ["data", "student", "teacher", "out", "metrics", "curves"], argv)
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "compress", CompressParams)
     metric = load_section(args.params, "task", TaskParams).metric
     seed_everything(p.seed)
     splits, _ = load_prepared(args.data)
-    train, dev = splits["train"], splits["eval"]
+    train, val, dev = splits["train"], splits["val"], splits["eval"]
     model = models.load_classifier(args.student)
     tok = models.load_tokenizer(args.student)
     before = evaluate.evaluate(model, dev, tok, tp.max_length, metric)
@@ -44,7 +45,9 @@ def main(argv: list[str] | None = None) -> None:
                                        max_length=tp.max_length, steps=p.recovery_steps,
                                        seed=p.seed)
             loss = distill.kd_loss_fn(t_logits, p.kd_alpha, p.kd_temperature)
-            training.train(model, train, tok, cfg, loss, desc="recovery")
+            with curves.Curve(args.curves, val, tok, tp.max_length, metric,
+                              p.recovery_steps) as curve:
+                training.train(model, train, tok, cfg, loss, desc="recovery", on_step=curve)
         prune.make_permanent(model)
     final = evaluate.scores(evaluate.predict_logits(model, dev, tok, tp.max_length), dev.labels)
     after = final[metric]

@@ -2,12 +2,14 @@
 
 The teacher labels the labelled train split and the unlabelled transfer split once (its
 logits are cached in memory); the student, built in the teacher's family and initialised from
-it where shapes allow, then minimises ``alpha * CE + (1 - alpha) * T^2 * KL`` (KL only on
-transfer examples).
+it where shapes allow, then minimises ``alpha * CE(labelled rows) + (1 - alpha) * T^2 * KL``
+plus, when their weights are > 0, TinyBERT's layer-wise terms (hidden-state MSE through a
+learned projection, attention KL): see :mod:`distillery.distill`.
 
 Deps: ``--data``, ``--arch`` (NAS result), ``--teacher`` (merged LoRA teacher).
 Params: ``teacher.max_length``, ``task.metric``, ``distill.*``.
-Outs: ``--out`` (student, ``save_pretrained`` folder with tokenizer and label names).
+Outs: ``--out`` (student, ``save_pretrained`` folder with tokenizer and label names);
+``--curves`` (DVCLive folder: training loss and validation score during training).
 Metrics: ``--metrics``: student val score, eval accuracy / macro-F1 of student and teacher,
 agreement with the teacher on eval, parameter counts, duration.
 """
@@ -18,7 +20,7 @@ import logging
 
 import numpy as np
 
-from distillery import distill, evaluate, families, models, training
+from distillery import curves, distill, evaluate, families, models, training
 from distillery.data import Split, load_prepared
 from distillery.io import (
     Timer,
@@ -35,7 +37,7 @@ logger = logging.getLogger("stages.distill")
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = stage_args(__doc__, ["data", "arch", "teacher", "out", "metrics"], argv)
+    args = stage_args(__doc__, ["data", "arch", "teacher", "out", "metrics", "curves"], argv)
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "distill", DistillParams)
     metric = load_section(args.params, "task", TaskParams).metric
@@ -55,9 +57,14 @@ def main(argv: list[str] | None = None) -> None:
             models.freeze_word_embeddings(student)
         cfg = training.TrainConfig(lr=p.lr, batch_size=p.batch_size, max_length=tp.max_length,
                                    epochs=p.epochs, seed=p.seed)
-        losses = training.train(student, corpus, tok, cfg,
-                                distill.kd_loss_fn(t_logits, p.alpha, p.temperature),
-                                desc="distill")
+        impl = student.config._attn_implementation
+        loss = distill.DistillLoss(t_logits, p.alpha, p.temperature, teacher, student,
+                                   p.hidden_weight, p.attention_weight)
+        with curves.Curve(args.curves, val, tok, tp.max_length, metric,
+                          cfg.total_steps(len(corpus))) as curve:
+            losses = training.train(student, corpus, tok, cfg, loss, desc="distill",
+                                    on_step=curve)
+        student.set_attn_implementation(impl)  # attention KD switched it to eager
     s_dev = evaluate.predict_logits(student, dev, tok, tp.max_length)
     t_dev = evaluate.predict_logits(teacher, dev, tok, tp.max_length)
     with atomic_path(args.out) as tmp:
@@ -72,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
         "eval_agreement_with_teacher": float((s_dev.argmax(-1) == t_dev.argmax(-1)).mean()),
         "student_n_params": models.count_params(student),
         "teacher_n_params": models.count_params(teacher),
+        "alpha": p.alpha, "hidden_weight": p.hidden_weight,
+        "attention_weight": p.attention_weight,
         "transfer_examples": len(corpus), "steps": len(losses),
         "final_loss": float(np.mean(losses[-50:])), "duration_s": round(timer.seconds, 2),
     })

@@ -12,7 +12,8 @@ Deps: ``--data``, the teacher named by ``teacher.model``.
 Params: ``teacher.*``, ``task.metric``, ``hpo.*``.
 Outs: ``--out`` (merged teacher, ``save_pretrained`` folder with its tokenizer),
 ``--trials`` (Optuna journal, persistent).
-Plots: ``--history`` (CSV per trial: params, score, best so far), ``--png``.
+Plots: ``--history`` (CSV per trial: params, score, best so far), ``--png``; ``--curves``
+(DVCLive folder: loss and validation score during the final retrain).
 Metrics: ``--metrics``: best hyperparameters, best trial score, the teacher's val score and
 eval accuracy / macro-F1, trials at the bounds of each range.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from distillery import evaluate, hpo, lora, models, plots
+from distillery import curves, evaluate, hpo, lora, models, plots
 from distillery.data import load_prepared
 from distillery.io import (
     Timer,
@@ -40,7 +41,8 @@ logger = logging.getLogger("stages.hpo")
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = stage_args(__doc__, ["data", "trials", "out", "history", "png", "metrics"], argv)
+    args = stage_args(__doc__, ["data", "trials", "out", "history", "png", "metrics", "curves"],
+                      argv)
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "hpo", HpoParams)
     metric = load_section(args.params, "task", TaskParams).metric
@@ -64,7 +66,10 @@ def main(argv: list[str] | None = None) -> None:
         tok = models.load_tokenizer(tp.model)
         logger.info("best %s (trial %d, score %.4f); retraining on all %d examples", best,
                     winner.number, winner.value, len(train))
-        teacher = lora.merge(hpo.fine_tune(tp, p, best, train, p.final_epochs, tok, names))
+        with curves.Curve(args.curves, val, tok, tp.max_length, metric,
+                          hpo.final_steps(p, len(train))) as curve:
+            teacher = lora.merge(hpo.fine_tune(tp, p, best, train, p.final_epochs, tok, names,
+                                               on_step=curve))
     val_score = evaluate.evaluate(teacher, val, tok, tp.max_length, metric)
     t_eval = evaluate.scores(evaluate.predict_logits(teacher, dev, tok, tp.max_length),
                              dev.labels)

@@ -65,6 +65,52 @@ def measure(
     )
 
 
+def measure_interleaved(
+    runs: dict[str, Callable[[dict[str, np.ndarray]], object]],
+    singles: list[dict[str, np.ndarray]],
+    batch: dict[str, np.ndarray],
+    warmup: int,
+    repeats: int,
+    throughput_batches: int,
+    rounds: int,
+) -> dict[str, Timing]:
+    """Time several variants side by side, in interleaved rounds.
+
+    Every variant is warmed up, then each round times every variant in turn (the order
+    rotates from round to round) for ``repeats // rounds`` batch-1 calls and
+    ``throughput_batches // rounds`` batched calls, so slow drift of the machine (another
+    process, thermal throttling) lands on all variants alike instead of on whichever runs last.
+
+    Returns:
+        Per variant: p50 latency = median of the per-round medians, p95 over every call,
+        throughput over every batched call.
+    """
+    names = list(runs)
+    per_round = max(1, repeats // rounds)
+    batches_per_round = max(1, throughput_batches // rounds)
+    for name in names:
+        time_calls(lambda i: runs[name](singles[i % len(singles)]), warmup, 0)
+        time_calls(lambda i: runs[name](batch), min(warmup, 2), 0)
+    lat: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    thr: dict[str, float] = dict.fromkeys(names, 0.0)
+    for r in range(rounds):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            lat[name].append(time_calls(
+                lambda i: runs[name](singles[(r * per_round + i) % len(singles)]), 0, per_round))
+            thr[name] += float(time_calls(lambda i: runs[name](batch), 0,
+                                          batches_per_round).sum())
+    n = len(next(iter(batch.values())))
+    return {
+        name: Timing(
+            latency_ms_p50=float(np.median([np.median(x) for x in lat[name]]) * 1e3),
+            latency_ms_p95=float(np.percentile(np.concatenate(lat[name]), 95) * 1e3),
+            throughput_per_s=float(n * batches_per_round * rounds / thr[name]),
+        )
+        for name in names
+    }
+
+
 def torch_runner(model: torch.nn.Module) -> Callable[[dict[str, np.ndarray]], object]:
     """Wrap a torch model as a ``run(feeds)`` callable under inference mode."""
     model.eval()
@@ -146,11 +192,17 @@ def _provider_starts(name: str) -> bool:
 
 
 def ort_session(path: str, provider: str, threads: int = 0):
-    """An ONNX Runtime session pinned to one provider (CPU as fallback for unsupported ops)."""
+    """An ONNX Runtime session pinned to one provider (CPU as fallback for unsupported ops).
+
+    ``threads``: intra-op threads (0 = ONNX Runtime's default, one per physical core); the
+    inter-op pool is one thread, as torch runs these sequential graphs.
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
     providers = [PROVIDERS[provider]] + (["CPUExecutionProvider"] if provider != "cpu" else [])
     sess = ort.InferenceSession(path, opts, providers=providers)

@@ -63,9 +63,10 @@ def on_bounds(rows: list[dict[str, Any]], space: Space, tol: float = 0.02) -> di
     return out
 
 
-def fine_tune(tp, p, hp: LoraHyper, train, epochs: float, tok, names: list[str]):
+def fine_tune(tp, p, hp: LoraHyper, train, epochs: float, tok, names: list[str],
+              on_step=None):
     """LoRA-fine-tune a fresh copy of the teacher ``tp.model``; return the unmerged peft
-    model."""
+    model. ``on_step`` (e.g. a :class:`distillery.curves.Curve`) sees every step."""
     from distillery import lora, models, training
     from distillery.io import seed_everything
 
@@ -73,8 +74,16 @@ def fine_tune(tp, p, hp: LoraHyper, train, epochs: float, tok, names: list[str])
     model = lora.apply_lora(models.load_classifier(tp.model, names), hp, p.target_modules)
     cfg = training.TrainConfig(lr=hp.lr, batch_size=p.batch_size, max_length=tp.max_length,
                                epochs=epochs, weight_decay=hp.weight_decay, seed=p.seed)
-    training.train(model, train, tok, cfg, desc=f"lora r={hp.rank}")
+    training.train(model, train, tok, cfg, desc=f"lora r={hp.rank}", on_step=on_step)
     return model
+
+
+def final_steps(p, n_train: int) -> int:
+    """Optimiser steps of the final retrain on ``n_train`` examples."""
+    from distillery import training
+
+    return training.TrainConfig(lr=1.0, batch_size=p.batch_size, max_length=1,
+                                epochs=p.final_epochs).total_steps(n_train)
 
 
 @dataclass

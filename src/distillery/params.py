@@ -391,9 +391,16 @@ class HpoParams:
 class DistillParams:
     """Response-based knowledge distillation of the NAS student from the teacher."""
 
-    alpha: float = 0.5
-    """Weight of the hard-label CE; (1 - alpha) weighs the T^2-scaled KL to the teacher."""
+    alpha: float = 0.1
+    """Weight of the hard-label CE (mean over labelled rows) in the whole objective; (1 - alpha)
+    weighs the T^2-scaled KL to the teacher (mean over all rows). 1 = plain fine-tuning on the
+    labelled rows, 0 = pure distillation."""
     temperature: float = 2.0
+    hidden_weight: float = 0.0
+    """Weight of TinyBERT's hidden-state MSE (student layers vs the teacher layers they were
+    initialised from, through a learned projection when widths differ); 0 = off."""
+    attention_weight: float = 0.0
+    """Weight of the attention-distribution KL of layers with equal head counts; 0 = off."""
     epochs: float = 2.0
     lr: float = 1e-4
     batch_size: int = 32
@@ -403,6 +410,8 @@ class DistillParams:
 
     def check(self) -> list[str]:
         out = _range("alpha", self.alpha, 0.0, 1.0)
+        if self.hidden_weight < 0 or self.attention_weight < 0:
+            out.append("hidden_weight/attention_weight: expected >= 0")
         return out + _positive(self, "temperature", "epochs", "lr", "batch_size")
 
 
@@ -461,15 +470,18 @@ class BenchmarkParams:
     batch_size: int = 32
     """Batch size of the throughput measurement."""
     throughput_batches: int = 10
+    rounds: int = 10
+    """Interleaved rounds: each times every variant for repeats / rounds calls in turn."""
     threads: int = 0
-    """Intra-op threads for torch and ONNX Runtime (0 = all cores)."""
+    """Intra-op threads for torch and ONNX Runtime alike (0 = all cores); the counts actually
+    used are recorded in the metrics."""
     providers: list[Literal["cpu", "cuda", "tensorrt"]] = field(
         default_factory=lambda: ["cpu", "cuda", "tensorrt"]
     )
     """Execution providers to try; unavailable ones are skipped with a logged reason."""
 
     def check(self) -> list[str]:
-        out = _positive(self, "repeats", "batch_size", "throughput_batches")
+        out = _positive(self, "repeats", "batch_size", "throughput_batches", "rounds")
         if self.warmup < 0 or self.threads < 0:
             out.append("warmup/threads: expected >= 0")
         if "cpu" not in self.providers:
@@ -479,18 +491,38 @@ class BenchmarkParams:
 
 @dataclass
 class ReportParams:
-    """Targets the report checks; scores use ``task.metric``."""
+    """The recommended variant's limits and the targets the report checks (on
+    ``task.metric``)."""
 
+    max_latency_ms: float | None = None
+    """The recommended student's batch-1 p50 latency must be at most this; null = no limit."""
+    max_size_mb: float | None = 9.0
+    """The recommended student's size on disk must be at most this; null = no limit."""
     min_teacher_score: float = 0.83
     """The fine-tuned teacher's eval score (torch fp32) must reach this."""
     min_student_ratio: float = 0.97
-    """The int8 ONNX student's eval score / the teacher's must reach this."""
-    min_speedup: float = 8.0
-    """Batch-1 p50 latency, teacher-torch-fp32 / student-onnx-int8."""
-    min_size_ratio: float = 4.0
-    """Size on disk, teacher-torch-fp32 / student-onnx-int8."""
+    """Recommended student score / the teacher's in the same runtime and precision."""
+    min_speedup_same_runtime: float = 6.0
+    """Batch-1 p50 latency, teacher in the recommended's runtime and precision / recommended."""
+    min_speedup: float = 20.0
+    """Batch-1 p50 latency, teacher-torch-fp32 / recommended (includes the runtime switch)."""
+    min_size_ratio: float = 10.0
+    """Size on disk, teacher-torch-fp32 / recommended."""
+    max_fused_latency_ratio: float = 0.85
+    """Latency of the student in the export's int8 recipe / in plain quantize_dynamic."""
+    max_fused_score_drop: float = 0.005
+    """Score of plain dynamic int8 minus the int8 recipe's (0.005 = half a point)."""
+    min_pruned_speedup: float = 1.5
+    """Latency of the unpruned / the structured-pruned student (ONNX fp32)."""
+    max_pruned_score_drop: float = 0.01
+    """Score of the unpruned minus the pruned student after recovery (ONNX fp32)."""
 
     def check(self) -> list[str]:
         out = _range("min_teacher_score", self.min_teacher_score, 0.0, 1.0)
         out += _range("min_student_ratio", self.min_student_ratio, 0.0, 2.0)
-        return out + _positive(self, "min_speedup", "min_size_ratio")
+        out += _positive(self, "min_speedup", "min_speedup_same_runtime", "min_size_ratio",
+                         "max_fused_latency_ratio", "min_pruned_speedup")
+        for name in ("max_latency_ms", "max_size_mb"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                out.append(f"{name}: got {getattr(self, name)!r}, expected > 0 or null")
+        return out

@@ -60,14 +60,22 @@ def hpo_trials(rows: list[dict[str, Any]], path: str | Path, n_initial: int,
     _save(fig, path)
 
 
-def pareto(rows: list[dict[str, Any]], path: str | Path, metric: str = "accuracy") -> None:
-    """``metric`` vs batch-1 latency; marker area proportional to size on disk."""
-    fig, ax = plt.subplots(figsize=(7, 4.6))
+def pareto(rows: list[dict[str, Any]], path: str | Path, metric: str = "accuracy",
+           recommended: str | None = None) -> None:
+    """``metric`` vs batch-1 latency; marker area proportional to size on disk; teachers in
+    grey, the recommended variant circled in red."""
+    fig, ax = plt.subplots(figsize=(8, 5.2))
     for r in rows:
+        teacher = r["variant"].startswith("teacher")
         ax.scatter(r["latency_ms_p50"], r[metric], s=20 + 4 * r["size_mb"], alpha=0.6,
-                   edgecolor="k")
+                   edgecolor="k", color="0.6" if teacher else "tab:blue")
         ax.annotate(r["variant"], (r["latency_ms_p50"], r[metric]), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
+        if r["variant"] == recommended:
+            ax.scatter(r["latency_ms_p50"], r[metric], s=260, facecolors="none",
+                       edgecolors="tab:red", linewidths=2, label=f"recommended: {recommended}")
+    if recommended:
+        ax.legend(loc="lower right", fontsize=8)
     ax.set_xscale("log")
     ax.set(xlabel="latency p50, batch 1 (ms, log)", ylabel=f"eval {LABELS[metric]}",
            title=f"{LABELS[metric]} vs latency (marker area ~ size on disk)")

@@ -1,57 +1,134 @@
-"""The study's headline numbers: targets checked against measured metrics, as Markdown."""
+"""The study's headline numbers: the recommended variant, targets checked against measured
+metrics, as Markdown.
+
+Headline ratios compare like with like: the recommended student against the teacher in the
+same runtime and precision (``student-...-onnx-int8`` vs ``teacher-onnx-int8``); the ratio
+against the PyTorch fp32 teacher, which also counts the runtime switch, is a secondary line.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from distillery.params import ReportParams
 
 STAGES = ("data", "prepare", "nas", "hpo", "distill", "compress", "export", "benchmark")
-TEACHER, STUDENT = "teacher-torch-fp32", "student-onnx-int8"
+TEACHER = "teacher-torch-fp32"
+INT8, INT8_PLAIN = "student-onnx-int8", "student-onnx-int8-dynamic"
+"""The student in the export's int8 recipe (fused by default) and in plain
+``quantize_dynamic`` (the baseline the fusion must beat)."""
+UNPRUNED, PRUNED = "student-onnx-fp32", "student-pruned-onnx-fp32"
 METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
+_RUNTIME = re.compile(r"^(?P<model>.+?)-(?P<runtime>torch|onnx)-(?P<precision>[a-z0-9]+)"
+                      r"(?P<recipe>-[a-z0-9_-]+?)?(?P<provider>@\w+)?$")
 
 
 @dataclass
 class Target:
-    """One quality or speed target: ``measured`` must reach ``required``."""
+    """One quality or speed target: ``measured`` must reach ``required`` (None: the variants
+    it compares were not measured)."""
 
+    key: str
+    """Short name in ``metrics/report.json``."""
     name: str
-    measured: float
+    measured: float | None
     required: float
     higher_is_better: bool = True
 
     @property
     def met(self) -> bool:
+        if self.measured is None:
+            return False
         if self.higher_is_better:
             return self.measured >= self.required
         return self.measured <= self.required
 
 
-def targets(bench: dict[str, Any], p: ReportParams, metric: str = "accuracy") -> list[Target]:
+def variants(bench: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The variant rows of ``metrics/benchmark.json`` (skipping its other keys)."""
+    return {k: v for k, v in bench.items() if isinstance(v, dict) and "accuracy" in v}
+
+
+def counterpart(name: str) -> str | None:
+    """The teacher in the same runtime, precision and provider as variant ``name`` (the
+    quantisation recipe is the export's, the same for teacher and student)."""
+    m = _RUNTIME.match(name)
+    if m is None:
+        return None
+    return f"teacher-{m['runtime']}-{m['precision']}{m['provider'] or ''}"
+
+
+def recommend(bench: dict[str, Any], p: ReportParams, metric: str) -> str | None:
+    """The student variant to ship: the best ``metric`` among those within
+    ``report.max_latency_ms`` and ``report.max_size_mb`` (ties: the faster one); None if none
+    fits."""
+    fits = [(r[metric], -r["latency_ms_p50"], name) for name, r in variants(bench).items()
+            if not name.startswith("teacher")
+            and (p.max_latency_ms is None or r["latency_ms_p50"] <= p.max_latency_ms)
+            and (p.max_size_mb is None or r["size_mb"] <= p.max_size_mb)]
+    return max(fits)[2] if fits else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def targets(bench: dict[str, Any], p: ReportParams, metric: str = "accuracy",
+            recommended: str | None = None) -> list[Target]:
     """The targets of ``report.*`` params, computed from ``metrics/benchmark.json``."""
-    teacher, student = bench[TEACHER], bench[STUDENT]
+    rows = variants(bench)
     m = METRIC_NAMES[metric]
+
+    def get(name: str | None, key: str) -> float | None:
+        return rows[name][key] if name in rows else None
+
+    rec = recommended or "recommended (none fits the limits)"
+    twin = counterpart(recommended) if recommended else None
+    twin_name = twin or "its teacher"
+    diff = [get(INT8_PLAIN, metric), get(INT8, metric)]
+    drop = [get(UNPRUNED, metric), get(PRUNED, metric)]
     return [
-        Target(f"{TEACHER} eval {m}", teacher[metric], p.min_teacher_score),
-        Target(f"{STUDENT} {m} / teacher {m}", student[metric] / teacher[metric],
+        Target("teacher_score", f"{TEACHER} eval {m}", get(TEACHER, metric), p.min_teacher_score),
+        Target("student_ratio", f"{rec} {m} / {twin_name} {m}", _ratio(get(recommended, metric),
+                                                          get(twin, metric)),
                p.min_student_ratio),
-        Target(f"batch-1 latency speed-up ({TEACHER} p50 / {STUDENT} p50)",
-               teacher["latency_ms_p50"] / student["latency_ms_p50"], p.min_speedup),
-        Target(f"size reduction ({TEACHER} MB / {STUDENT} MB)",
-               teacher["size_mb"] / student["size_mb"], p.min_size_ratio),
+        Target("speedup_same_runtime",
+               f"batch-1 p50 speed-up, same runtime and precision ({twin_name} / {rec})",
+               _ratio(get(twin, "latency_ms_p50"), get(recommended, "latency_ms_p50")),
+               p.min_speedup_same_runtime),
+        Target("speedup_vs_torch_fp32", f"batch-1 p50 speed-up ({TEACHER} / {rec})",
+               _ratio(get(TEACHER, "latency_ms_p50"), get(recommended, "latency_ms_p50")),
+               p.min_speedup),
+        Target("size_ratio", f"size reduction ({TEACHER} MB / {rec} MB)",
+               _ratio(get(TEACHER, "size_mb"), get(recommended, "size_mb")), p.min_size_ratio),
+        Target("fused_latency_ratio", f"fused int8 latency ({INT8} / {INT8_PLAIN})",
+               _ratio(get(INT8, "latency_ms_p50"), get(INT8_PLAIN, "latency_ms_p50")),
+               p.max_fused_latency_ratio, higher_is_better=False),
+        Target("fused_score_drop", f"fused int8 {m} loss ({INT8_PLAIN} - {INT8})",
+               None if None in diff else diff[0] - diff[1], p.max_fused_score_drop,
+               higher_is_better=False),
+        Target("pruned_speedup", f"structured pruning speed-up ({UNPRUNED} / {PRUNED} p50)",
+               _ratio(get(UNPRUNED, "latency_ms_p50"), get(PRUNED, "latency_ms_p50")),
+               p.min_pruned_speedup),
+        Target("pruned_score_drop", f"structured pruning {m} loss ({UNPRUNED} - {PRUNED})",
+               None if None in drop else drop[0] - drop[1], p.max_pruned_score_drop,
+               higher_is_better=False),
     ]
 
 
-def _variants(bench: dict[str, Any]) -> list[str]:
+def _variants_table(bench: dict[str, Any], recommended: str | None) -> list[str]:
     lines = ["| variant | provider | accuracy | macro-F1 | latency p50 (ms) | latency p95 (ms) "
              "| throughput (ex/s) | size (MB) | params (M) |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, r in bench.items():
-        if not isinstance(r, dict) or "accuracy" not in r:
-            continue
+    rows = variants(bench)
+    order = ([recommended] if recommended else []) + [n for n in rows if n != recommended]
+    for name in order:
+        r = rows[name]
+        label = f"**{name}** (recommended)" if name == recommended else name
         lines.append(
-            f"| {name} | {r['provider']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} "
+            f"| {label} | {r['provider']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} "
             f"| {r['latency_ms_p50']:.2f} | {r['latency_ms_p95']:.2f} "
             f"| {r['throughput_per_s']:.0f} | {r['size_mb']:.1f} | {r['n_params'] / 1e6:.2f} |"
         )
@@ -71,10 +148,40 @@ def _classes(classes: dict[str, dict[str, dict[str, float]]]) -> list[str]:
     return lines
 
 
+def _headline(bench: dict[str, Any], p: ReportParams, metric: str,
+              recommended: str | None) -> list[str]:
+    limits = ", ".join(f"{k} {v}" for k, v in (("latency <=", p.max_latency_ms),
+                                                  ("size <=", p.max_size_mb)) if v is not None)
+    limits = f" (limits: {limits} MB/ms as set in `report.*`)" if limits else ""
+    if recommended is None:
+        return [f"**No student variant fits the limits{limits}.** Relax `report.max_latency_ms`"
+                " / `report.max_size_mb` or compress further.", ""]
+    rows = variants(bench)
+    r, twin = rows[recommended], counterpart(recommended)
+    m = METRIC_NAMES[metric]
+    out = [f"**Recommended: `{recommended}`**{limits}: eval {m} {r[metric]:.4f}, batch-1 p50 "
+           f"{r['latency_ms_p50']:.2f} ms, {r['size_mb']:.1f} MB, "
+           f"{r['n_params'] / 1e6:.2f}M parameters."]
+    if twin in rows:
+        t = rows[twin]
+        out.append(f"Against `{twin}` (same runtime and precision): "
+                   f"{t['latency_ms_p50'] / r['latency_ms_p50']:.1f}x faster, "
+                   f"{t['size_mb'] / r['size_mb']:.1f}x smaller, {r[metric] / t[metric]:.3f} "
+                   f"of its {m}.")
+    if TEACHER in rows and twin != TEACHER:
+        t = rows[TEACHER]
+        out.append(f"Against `{TEACHER}` (runtime switch included): "
+                   f"{t['latency_ms_p50'] / r['latency_ms_p50']:.1f}x faster, "
+                   f"{t['size_mb'] / r['size_mb']:.1f}x smaller, {r[metric] / t[metric]:.3f} "
+                   f"of its {m}.")
+    return [" ".join(out), ""]
+
+
 def markdown(bench: dict[str, Any], stage_metrics: dict[str, dict[str, Any]],
              p: ReportParams, metric: str = "accuracy",
-             classes: dict[str, Any] | None = None) -> str:
-    """Results table, targets, per-class scores and stage durations as one Markdown document."""
+             classes: dict[str, Any] | None = None, recommended: str | None = None) -> str:
+    """Recommendation, results table, targets, per-class scores and stage durations as one
+    Markdown document."""
     prep = stage_metrics.get("prepare", {})
     lines = []
     if prep:
@@ -84,17 +191,24 @@ def markdown(bench: dict[str, Any], stage_metrics: dict[str, dict[str, Any]],
                   f"{prep.get('transfer_count', '?')} transfer / {prep.get('eval_count', '?')} "
                   f"eval examples{'; sentence pairs' if prep.get('pair') else ''}. "
                   f"Selection metric (`task.metric`): {METRIC_NAMES[metric]}.", ""]
-    lines += ["## Variants", "", *_variants(bench)]
+    lines += _headline(bench, p, metric, recommended)
+    threads = bench.get("threads")
+    lines += ["## Variants", ""]
+    if threads:
+        lines += ["Threads: " + ", ".join(f"{k} {v}" for k, v in threads.items())
+                  + f"; {bench.get('rounds', '?')} interleaved rounds, p50 = median of the "
+                  "round medians.", ""]
+    lines += _variants_table(bench, recommended)
     skipped = bench.get("skipped_providers") or {}
     if skipped:
         lines += ["", "Skipped execution providers: "
                   + "; ".join(f"`{k}`: {v}" for k, v in skipped.items())]
     lines += ["", "## Targets", "", "| target | measured | required | met |",
               "|---|---:|---:|---|"]
-    for t in targets(bench, p, metric):
+    for t in targets(bench, p, metric, recommended):
         op = ">=" if t.higher_is_better else "<="
-        lines.append(f"| {t.name} | {t.measured:.3f} | {op} {t.required} "
-                     f"| {'yes' if t.met else 'NO'} |")
+        value = "n/a" if t.measured is None else f"{t.measured:.3f}"
+        lines.append(f"| {t.name} | {value} | {op} {t.required} | {'yes' if t.met else 'NO'} |")
     if classes:
         lines += ["", "## Per class (eval split)", "", *_classes(classes)]
     lines += ["", "## Stage durations", "", "| stage | seconds (compute, without start-up) |",

@@ -6,6 +6,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -16,13 +17,24 @@ from distillery.data import Split, batches
 
 logger = logging.getLogger(__name__)
 
-# loss(logits (B, C), labels (B,), indices into the split) -> scalar
-LossFn = Callable[[torch.Tensor, torch.Tensor, list[int]], torch.Tensor]
+
+class LossFn(Protocol):
+    """``loss(outputs, labels (B,), indices into the split, encoded inputs) -> scalar``.
+
+    ``outputs`` is the model's output object (``.logits``, and ``.hidden_states`` /
+    ``.attentions`` when the loss asks for them through a ``model_kwargs`` attribute). A loss
+    that is an ``nn.Module`` with parameters (e.g. a learned projection) is trained with the
+    model.
+    """
+
+    def __call__(self, outputs: Any, labels: torch.Tensor, idx: list[int],
+                 enc: dict[str, torch.Tensor]) -> torch.Tensor: ...
 
 
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, idx: list[int]) -> torch.Tensor:
+def cross_entropy(outputs: Any, labels: torch.Tensor, idx: list[int],
+                  enc: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Plain hard-label cross-entropy (the default loss)."""
-    return F.cross_entropy(logits, labels)
+    return F.cross_entropy(outputs.logits, labels)
 
 
 @dataclass
@@ -45,6 +57,11 @@ class TrainConfig:
         return max(1, math.ceil(self.epochs * n_examples / self.batch_size))
 
 
+StepHook = Callable[[int, float, torch.nn.Module], None]
+"""``hook(step, loss, model)``, called after every optimiser step (1-based), e.g. to log a
+training curve (:class:`distillery.curves.Curve`)."""
+
+
 def train(
     model: torch.nn.Module,
     split: Split,
@@ -52,10 +69,13 @@ def train(
     cfg: TrainConfig,
     loss_fn: LossFn = cross_entropy,
     desc: str | None = "train",
+    on_step: StepHook | None = None,
 ) -> list[float]:
     """Train ``model`` in place with AdamW and linear warm-up/decay.
 
-    Cycles over ``split`` (reshuffled each epoch) until ``cfg`` steps are done.
+    Cycles over ``split`` (reshuffled each epoch) until ``cfg`` steps are done. Parameters of
+    ``loss_fn`` (when it is an ``nn.Module``) are optimised too; its ``model_kwargs`` (e.g.
+    ``output_hidden_states``) go to every forward.
 
     Returns:
         The loss of every step.
@@ -65,6 +85,10 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters")
+    if isinstance(loss_fn, torch.nn.Module):
+        params += [p for p in loss_fn.parameters() if p.requires_grad]
+        loss_fn.train()
+    model_kwargs = dict(getattr(loss_fn, "model_kwargs", {}))
     total = cfg.total_steps(len(split))
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
@@ -77,7 +101,7 @@ def train(
             split, tokenizer, cfg.batch_size, cfg.max_length, shuffle=True, seed=cfg.seed + epoch,
             sort_by_length=True,
         ):
-            loss = loss_fn(model(**enc).logits, labels, idx)
+            loss = loss_fn(model(**enc, **model_kwargs), labels, idx, enc)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
@@ -86,6 +110,9 @@ def train(
             losses.append(loss.item())
             bar.update()
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+            if on_step is not None:
+                on_step(len(losses), losses[-1], model)
+                model.train()
             if len(losses) >= total:
                 break
         epoch += 1

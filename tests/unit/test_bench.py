@@ -47,6 +47,37 @@ def test_measure_arithmetic_with_a_fake_clock(monkeypatch):
     assert clock.calls == [1] * (3 + 4) + [8] * (2 + 5)  # batch warm-up is min(warmup, 2)
 
 
+def test_measure_interleaved_rotates_rounds_and_takes_the_median_of_rounds(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(bench.time, "perf_counter", clock)
+    order: list[str] = []
+    singles_of_b: list[int] = []
+
+    def runner(name, slow_cost):
+        def run(feeds):
+            order.append(name)
+            cost = float(feeds["cost_ms"][0])
+            if len(feeds["cost_ms"]) == 1 and name == "b":
+                singles_of_b.append(1)
+                if len(singles_of_b) == 1 + 5:  # after warm-up, b's 5th timed call is slow
+                    cost = slow_cost
+            clock.now += cost / 1e3
+        return run
+
+    singles = [{"cost_ms": np.array([1.0])}]
+    batch = {"cost_ms": np.full(4, 2.0)}
+    t = bench.measure_interleaved({"a": runner("a", 1.0), "b": runner("b", 50.0)}, singles,
+                                  batch, warmup=1, repeats=6, throughput_batches=3, rounds=3)
+    assert set(t) == {"a", "b"}
+    assert t["a"].latency_ms_p50 == pytest.approx(1.0)
+    assert t["b"].latency_ms_p50 == pytest.approx(1.0)  # one slow round does not move the median
+    assert t["b"].latency_ms_p95 > 10.0  # the slow call is in the tail
+    assert t["a"].throughput_per_s == pytest.approx(4 / 0.002)
+    timed = order[4:]  # after 1 + 1 warm-up calls per variant
+    rounds = [timed[i:i + 6] for i in range(0, len(timed), 6)]  # 2 singles + 1 batch, x2
+    assert [r[0] for r in rounds] == ["a", "b", "a"]  # the order rotates every round
+
+
 def test_measure_on_the_tiny_model(tiny_model, tiny_tokenizer):
     singles = [dict(_feeds(tiny_tokenizer, [s])) for s in ("a good film", "dull and flat")]
     batch = dict(_feeds(tiny_tokenizer, ["a good film", "dull", "it is fun ."]))

@@ -1,70 +1,131 @@
-"""Targets and the Markdown results table built from benchmark metrics."""
+"""The recommended variant, targets and the Markdown results built from benchmark metrics."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
 from distillery import report
 from distillery.params import ReportParams
 
-P = ReportParams(min_teacher_score=0.83, min_student_ratio=0.95, min_speedup=8.0,
-                 min_size_ratio=4.0)
+P = ReportParams(max_size_mb=10.0, min_teacher_score=0.83, min_student_ratio=0.95,
+                 min_speedup_same_runtime=4.0, min_speedup=8.0, min_size_ratio=8.0,
+                 max_fused_latency_ratio=0.85, max_fused_score_drop=0.005,
+                 min_pruned_speedup=1.5, max_pruned_score_drop=0.01)
 
 
-def bench(teacher_acc=0.85, student_acc=0.82, t_lat=10.0, s_lat=1.0, t_mb=90.0, s_mb=15.0,
-          t_f1=0.80, s_f1=0.70):
-    row = {"latency_ms_p95": 1.0, "throughput_per_s": 100.0, "n_params": 1_000_000}
-    return {
-        "teacher-torch-fp32": {**row, "accuracy": teacher_acc, "macro_f1": t_f1,
-                               "latency_ms_p50": t_lat, "size_mb": t_mb, "provider": "torch-cpu"},
-        "student-onnx-int8": {**row, "accuracy": student_acc, "macro_f1": s_f1,
-                              "latency_ms_p50": s_lat, "size_mb": s_mb, "provider": "cpu"},
-        "skipped_providers": {"cuda": "no GPU"},
-        "duration_s": 3.0,
+def row(acc, lat, mb, provider="cpu", f1=None):
+    return {"accuracy": acc, "macro_f1": acc - 0.02 if f1 is None else f1,
+            "latency_ms_p50": lat, "latency_ms_p95": lat * 1.2, "throughput_per_s": 100.0,
+            "size_mb": mb, "n_params": 1_000_000, "provider": provider}
+
+
+def bench(**over):
+    rows = {
+        "teacher-torch-fp32": row(0.85, 10.0, 90.0, "torch-cpu"),
+        "teacher-onnx-fp32": row(0.85, 5.0, 90.0),
+        "teacher-onnx-int8": row(0.84, 2.0, 23.0),
+        "student-torch-fp32": row(0.83, 2.0, 40.0, "torch-cpu"),
+        "student-onnx-fp32": row(0.83, 0.9, 40.0),
+        "student-onnx-int8": row(0.825, 0.4, 10.0),
+        "student-onnx-int8-dynamic": row(0.826, 0.5, 10.0),
+        "student-pruned-onnx-fp32": row(0.825, 0.5, 30.0),
+        "student-pruned-vocab-onnx-int8": row(0.82, 0.25, 4.0),
     }
+    for name, changes in over.items():
+        rows[name.replace("_", "-")] = {**rows[name.replace("_", "-")], **changes}
+    return {**rows, "skipped_providers": {"cuda": "no GPU"}, "duration_s": 3.0,
+            "threads": {"torch": 2, "onnxruntime": 2}, "rounds": 5}
 
 
-def test_targets_measured_values():
-    t = report.targets(bench(), P)
-    assert [x.measured for x in t] == pytest.approx([0.85, 0.82 / 0.85, 10.0, 6.0])
-    assert all(x.met for x in t)
+def test_counterpart_is_the_teacher_in_the_same_runtime_precision_and_provider():
+    assert report.counterpart("student-pruned-vocab-onnx-int8") == "teacher-onnx-int8"
+    assert report.counterpart("student-onnx-int8-dynamic") == "teacher-onnx-int8"
+    assert report.counterpart("student-torch-fp32") == "teacher-torch-fp32"
+    assert report.counterpart("student-onnx-fp16@cuda") == "teacher-onnx-fp16@cuda"
+    assert report.counterpart("nonsense") is None
 
 
-def test_targets_follow_the_task_metric_and_the_params():
-    t = report.targets(bench(), P, metric="macro_f1")
-    assert [x.measured for x in t][:2] == pytest.approx([0.80, 0.70 / 0.80])
-    assert [x.met for x in t] == [False, False, True, True]
-    assert "macro-F1" in t[0].name
-    strict = ReportParams(min_teacher_score=0.9, min_student_ratio=0.5, min_speedup=20.0,
-                          min_size_ratio=1.0)
-    assert [x.met for x in report.targets(bench(), strict)] == [False, True, False, True]
+def test_recommend_picks_the_best_score_within_the_limits():
+    b = bench()
+    assert report.recommend(b, P, "accuracy") == "student-onnx-int8-dynamic"  # <= 10 MB
+    tight = dataclasses.replace(P, max_size_mb=5.0)
+    assert report.recommend(b, tight, "accuracy") == "student-pruned-vocab-onnx-int8"
+    fast = dataclasses.replace(P, max_size_mb=None, max_latency_ms=0.45)
+    assert report.recommend(b, fast, "accuracy") == "student-onnx-int8"
+    assert report.recommend(b, dataclasses.replace(P, max_size_mb=1.0), "accuracy") is None
+    free = dataclasses.replace(P, max_size_mb=None)
+    assert report.recommend(b, free, "accuracy") == "student-onnx-fp32"  # tie: the faster
+
+
+def test_targets_measured_values_against_the_same_runtime_teacher():
+    rec = "student-pruned-vocab-onnx-int8"
+    t = {x.key: x for x in report.targets(bench(), P, "accuracy", rec)}
+    assert t["teacher_score"].measured == pytest.approx(0.85)
+    assert t["student_ratio"].measured == pytest.approx(0.82 / 0.84)  # vs teacher-onnx-int8
+    assert t["speedup_same_runtime"].measured == pytest.approx(2.0 / 0.25)
+    assert t["speedup_vs_torch_fp32"].measured == pytest.approx(10.0 / 0.25)
+    assert t["size_ratio"].measured == pytest.approx(90.0 / 4.0)
+    assert t["fused_latency_ratio"].measured == pytest.approx(0.4 / 0.5)
+    assert t["fused_score_drop"].measured == pytest.approx(0.001)
+    assert t["pruned_speedup"].measured == pytest.approx(0.9 / 0.5)
+    assert t["pruned_score_drop"].measured == pytest.approx(0.005)
+    assert all(x.met for x in t.values())
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "failing"),
+    ("over", "failing"),
     [
-        ({"teacher_acc": 0.80, "student_acc": 0.79}, 0),
-        ({"student_acc": 0.70}, 1),
-        ({"s_lat": 2.0}, 2),
-        ({"s_mb": 30.0}, 3),
+        ({"teacher_torch_fp32": {"accuracy": 0.80}}, "teacher_score"),
+        ({"student_pruned_vocab_onnx_int8": {"accuracy": 0.70}}, "student_ratio"),
+        ({"teacher_onnx_int8": {"latency_ms_p50": 0.5}}, "speedup_same_runtime"),
+        ({"teacher_torch_fp32": {"latency_ms_p50": 1.0}}, "speedup_vs_torch_fp32"),
+        ({"teacher_torch_fp32": {"size_mb": 20.0}}, "size_ratio"),
+        ({"student_onnx_int8": {"latency_ms_p50": 0.45}}, "fused_latency_ratio"),
+        ({"student_onnx_int8": {"accuracy": 0.81}}, "fused_score_drop"),
+        ({"student_pruned_onnx_fp32": {"latency_ms_p50": 0.8}}, "pruned_speedup"),
+        ({"student_pruned_onnx_fp32": {"accuracy": 0.80}}, "pruned_score_drop"),
     ],
 )
-def test_each_target_can_fail(kwargs, failing):
-    met = [x.met for x in report.targets(bench(**kwargs), P)]
+def test_each_target_can_fail(over, failing):
+    met = {x.key: x.met for x in report.targets(bench(**over), P, "accuracy",
+                                                 "student-pruned-vocab-onnx-int8")}
     assert met[failing] is False
-    assert sum(met) == 3
+    assert sum(met.values()) == len(met) - 1
 
 
-def test_markdown_lists_variants_targets_classes_and_durations():
+def test_targets_follow_the_task_metric():
+    t = {x.key: x for x in report.targets(bench(), P, "macro_f1", "student-onnx-int8")}
+    assert t["teacher_score"].measured == pytest.approx(0.83)
+    assert "macro-F1" in t["teacher_score"].name
+
+
+def test_missing_variants_and_no_recommendation_fail_without_crashing():
+    t = {x.key: x for x in report.targets({"teacher-torch-fp32": row(0.9, 1, 1)}, P)}
+    assert t["teacher_score"].met and t["student_ratio"].measured is None
+    assert not t["pruned_speedup"].met
+
+
+def test_markdown_puts_the_recommended_variant_first():
     classes = {w: {"neg": {"precision": 0.5, "recall": 0.25, "f1": 0.333, "support": 4},
                    "pos": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 6}}
                for w in ("teacher", "student")}
     prep = {"n_classes": 2, "label_names": ["neg", "pos"], "pair": True}
+    rec = "student-pruned-vocab-onnx-int8"
     text = report.markdown(bench(), {"nas": {"duration_s": 12.0}, "hpo": {"duration_s": 30.0},
-                                     "prepare": prep}, P, classes=classes)
-    assert "| student-onnx-int8 | cpu | 0.8200 | 0.7000 | 1.00 |" in text
+                                     "prepare": prep}, P, classes=classes, recommended=rec)
+    assert text.index(f"**Recommended: `{rec}`**") < text.index("## Variants")
+    assert "8.0x faster, 5.8x smaller, 0.976 of its accuracy" in text  # vs teacher-onnx-int8
+    assert "40.0x faster" in text  # vs teacher-torch-fp32, the secondary line
+    table = text.split("## Variants")[1]
+    first_row = [ln for ln in table.splitlines() if ln.startswith("| ")][1]
+    assert first_row.startswith(f"| **{rec}** (recommended) | cpu | 0.8200 |")
+    assert "Threads: torch 2, onnxruntime 2; 5 interleaved rounds" in text
     assert "`cuda`: no GPU" in text
     assert "| nas | 12 |" in text and "| **total** | **42** |" in text
     assert "skipped_providers |" not in text and "duration_s |" not in text
     assert "| neg | 4 | 0.500 / 0.250 / 0.333 | 0.500 / 0.250 / 0.333 |" in text
     assert "2 classes (neg, pos)" in text and "sentence pairs" in text
+    none = report.markdown(bench(), {}, P, recommended=None)
+    assert "No student variant fits the limits" in none

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -62,11 +63,12 @@ def test_loss_fn_sees_every_example_once_per_epoch_reshuffled(tiny_model, tiny_t
     split = make_sentences(10, seed=0)
     seen: list[list[int]] = []
 
-    def loss_fn(logits, labels, idx):
-        assert logits.shape == (len(idx), 2)
+    def loss_fn(outputs, labels, idx, enc):
+        assert outputs.logits.shape == (len(idx), 2)
+        assert enc["input_ids"].shape[0] == len(idx)
         assert labels.tolist() == [split.labels[i] for i in idx]
         seen.append(list(idx))
-        return training.cross_entropy(logits, labels, idx)
+        return training.cross_entropy(outputs, labels, idx, enc)
 
     cfg = TrainConfig(lr=1e-3, batch_size=4, max_length=32, epochs=2.0)  # 2 epochs of 3 batches
     losses = training.train(tiny_model, split, tiny_tokenizer, cfg, loss_fn=loss_fn, desc=None)
@@ -88,8 +90,8 @@ def test_training_is_repeatable_for_a_seed(tiny_tokenizer):
 
 
 def test_cross_entropy_of_uniform_logits_is_log_2():
-    logits = torch.zeros(3, 2)
-    loss = training.cross_entropy(logits, torch.tensor([0, 1, 1]), [0, 1, 2])
+    outputs = SimpleNamespace(logits=torch.zeros(3, 2))
+    loss = training.cross_entropy(outputs, torch.tensor([0, 1, 1]), [0, 1, 2], {})
     assert loss.item() == pytest.approx(math.log(2))
 
 
@@ -107,3 +109,26 @@ def test_empty_split_is_an_error_not_a_hang(tiny_model, tiny_tokenizer, monkeypa
     cfg = TrainConfig(lr=1e-3, batch_size=4, max_length=16, steps=2)
     with pytest.raises(ValueError):
         training.train(tiny_model, Split([], []), tiny_tokenizer, cfg, desc=None)
+
+
+def test_step_hook_sees_every_step_and_loss_parameters_train(tiny_model, tiny_tokenizer):
+    """A loss with parameters (a learned projection) is optimised with the model, and
+    ``on_step`` is called once per step with that step's loss."""
+
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+            self.model_kwargs = {"output_hidden_states": True}
+
+        def forward(self, outputs, labels, idx, enc):
+            assert outputs.hidden_states is not None
+            return training.cross_entropy(outputs, labels, idx, enc) * self.scale
+
+    loss_fn, calls = Scaled(), []
+    cfg = TrainConfig(lr=1e-2, batch_size=4, max_length=16, steps=3)
+    losses = training.train(tiny_model, make_sentences(8, 0), tiny_tokenizer, cfg, loss_fn,
+                            desc=None, on_step=lambda s, v, m: calls.append((s, v, m.training)))
+    assert [c[0] for c in calls] == [1, 2, 3] and [c[1] for c in calls] == losses
+    assert all(c[2] for c in calls)  # the model is in training mode while it trains
+    assert loss_fn.scale.item() != 1.0
