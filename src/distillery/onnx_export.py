@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,14 +28,30 @@ class _Logits(torch.nn.Module):
     """``(input_ids, attention_mask[, token_type_ids]) -> logits``: the interface of every
     ONNX file."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, additive_mask: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.additive_mask = additive_mask
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        if self.additive_mask:
+            attention_mask = _additive_mask(attention_mask)
         return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
+
+
+def _additive_mask(mask: torch.Tensor) -> torch.Tensor:
+    """``(B, T)`` 0/1 padding mask -> ``(B, 1, T, T)`` additive float mask (0 where kept, the
+    dtype's minimum where padded), which transformers' eager attention takes as is.
+
+    Built as ``Where(Cast(Sub(1, Expand(Unsqueeze(mask)))))``: the mask pattern ONNX Runtime's
+    BERT attention fusion recognises. The one transformers 5 builds itself (``GatherND`` over
+    index ranges) is not, so without this no ``Attention`` op is fused.
+    """
+    b, t = mask.shape
+    expanded = mask[:, None, None, :].expand(b, 1, t, t)  # (B, 1, T, T)
+    return torch.where((1 - expanded).to(torch.bool), torch.finfo(torch.float32).min, 0.0)
 
 
 def export(
@@ -43,6 +60,7 @@ def export(
     opset: int,
     input_names: Sequence[str] = INPUTS,
     metadata: dict[str, str] | None = None,
+    eager_attention: bool = True,
 ) -> None:
     """Export ``model`` to a single self-contained ONNX file at ``dst``.
 
@@ -53,6 +71,11 @@ def export(
         input_names: ``input_ids``, ``attention_mask`` and optionally ``token_type_ids``,
             in that order; all with dynamic batch and sequence axes.
         metadata: string key/values stored in the file's ``metadata_props``.
+        eager_attention: trace the family's eager (matmul + softmax) attention instead of
+            SDPA, with the padding mask expanded in the graph to the additive form ONNX
+            Runtime's transformer optimizer fuses into ``Attention`` ops (the ``fused``
+            recipes of :mod:`distillery.quantize`). The model's own setting is restored
+            afterwards; families without transformers' attention interface export as is.
     """
     input_names = list(input_names)
     allowed = list(INPUTS) + list(OPTIONAL_INPUTS)
@@ -62,10 +85,11 @@ def export(
     example = tuple(torch.ones(2, 8, dtype=torch.long) for _ in input_names)
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
     dynamic = {name: {0: batch, 1: seq} for name in input_names}
-    with atomic_path(dst) as tmp, warnings.catch_warnings():
+    attention = "eager" if eager_attention else None
+    with atomic_path(dst) as tmp, warnings.catch_warnings(), _attention(model, attention) as eager:
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            _Logits(model), example, dynamo=True, dynamic_shapes=dynamic,
+            _Logits(model, additive_mask=eager), example, dynamo=True, dynamic_shapes=dynamic,
             input_names=input_names, output_names=["logits"], opset_version=opset,
             external_data=False, optimize=True,
         )
@@ -73,6 +97,37 @@ def export(
         if metadata:
             set_metadata(tmp, metadata)
     logger.info("exported %s (%.1f MB)", dst, Path(dst).stat().st_size / 1e6)
+
+
+@contextmanager
+def _attention(model: torch.nn.Module, implementation: str | None) -> Iterator[bool]:
+    """Switch a transformers model to the attention ``implementation`` (``None``: leave it)
+    for the duration of the block, then restore its own setting.
+
+    Yields whether the model runs ``implementation`` through transformers' attention
+    interface in the block (families with their own attention, e.g. DeBERTa-v2, do not).
+    """
+    original = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    settable = hasattr(model, "set_attn_implementation") and model._can_set_attn_implementation()
+    if implementation is None or original is None or not settable:
+        yield False
+        return
+    if original == implementation:
+        yield True
+        return
+    model.set_attn_implementation(implementation)
+    try:
+        yield True
+    finally:
+        model.set_attn_implementation(original)
+
+
+def copy_metadata(src: str | Path, dst: str | Path) -> None:
+    """Give the ONNX file ``dst`` the ``metadata_props`` of ``src`` (keys of ``dst`` that
+    ``src`` lacks are kept)."""
+    metadata = read_metadata(src)
+    if metadata:
+        set_metadata(dst, metadata)
 
 
 def set_metadata(path: str | Path, metadata: dict[str, str]) -> None:

@@ -452,9 +452,24 @@ class ExportParams:
     int8_min_agreement: float = 0.9
     """Same for the int8 model against the fp32 torch student."""
     batch_size: int = 64
+    int8_recipe: str = "fused_dynamic"
+    """Int8 recipe of :mod:`distillery.quantize`: ``dynamic``, ``dynamic_per_channel``,
+    ``fused_dynamic`` (ORT transformer fusions, then per-channel dynamic int8) or ``static``
+    (calibrated QDQ)."""
+    static_calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
+    """How ``static`` sets activation ranges: observed min/max, KL-optimal (entropy) or the
+    99.999th percentile."""
+    calibration_examples: int = 200
+    """Train sentences fed through the model to calibrate ``static``."""
 
     def check(self) -> list[str]:
-        out = _positive(self, "fp32_max_abs_diff", "int8_max_abs_diff", "batch_size")
+        out = _positive(self, "fp32_max_abs_diff", "int8_max_abs_diff", "batch_size",
+                        "calibration_examples")
+        from distillery.quantize import INT8_RECIPES  # noqa: PLC0415 (onnxruntime, only here)
+
+        if self.int8_recipe not in INT8_RECIPES:
+            out.append(f"int8_recipe: got {self.int8_recipe!r}, expected one of "
+                       + ", ".join(INT8_RECIPES))
         out += _range("opset", self.opset, 14, 23)
         out += _range("fp32_min_agreement", self.fp32_min_agreement, 0.0, 1.0)
         return out + _range("int8_min_agreement", self.int8_min_agreement, 0.0, 1.0)

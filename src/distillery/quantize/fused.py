@@ -1,0 +1,84 @@
+"""ONNX Runtime's transformer optimizer (what Optimum's O2 runs): attention, embedding,
+layer-norm and GELU subgraphs fused into single contrib ops, alone or before dynamic int8.
+
+The fusion matches only the eager attention pattern: export with
+``onnx_export.export(..., eager_attention=True)`` (the default). Families it does not fuse
+still get ORT's basic optimisations and the layer-norm / GELU fusions.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+from onnxruntime.transformers.optimizer import optimize_model
+
+from distillery.quantize.dynamic import dynamic
+from distillery.quantize.graph import Target
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZER_TYPES = {"bert": "bert", "roberta": "bert", "xlm-roberta": "bert",
+                   "distilbert": "bert", "electra": "bert", "deberta-v2": "bert"}
+"""transformers ``model_type`` -> the optimizer's ``model_type``: its ``bert`` fusions cover
+every encoder family here (``onnxruntime.transformers.optimizer.MODEL_TYPES``)."""
+
+
+def fused(src: Path, dst: Path, target: Target, workdir: Path) -> dict[str, int]:
+    """fp32, fused. Returns ``fused_<Op>`` counts of the fused operators."""
+    if target.model_type not in OPTIMIZER_TYPES:
+        raise ValueError(f"no transformer optimizer for model_type {target.model_type!r}; "
+                         f"known: {', '.join(OPTIMIZER_TYPES)}")
+    split = workdir / "split.onnx"
+    model = onnx.load(str(src))
+    _split_mask_unsqueeze(model)
+    onnx.save(model, str(split))
+    optimizer = optimize_model(str(split), model_type=OPTIMIZER_TYPES[target.model_type],
+                               num_heads=target.num_heads, hidden_size=target.hidden_size)
+    optimizer.save_model_to_file(str(dst))
+    stats = optimizer.get_fused_operator_statistics()
+    facts = {f"fused_{op}": int(n) for op, n in sorted(stats.items()) if n}
+    logger.info("fused %s: %s", src.name, facts or "nothing")
+    return facts
+
+
+def fused_dynamic(src: Path, dst: Path, target: Target, workdir: Path, *,
+                  reduce_range: bool = True) -> dict[str, int]:
+    """Fused, then per-channel dynamic int8 (fused ``Attention`` becomes ``QAttention``);
+    7-bit weights by default, as in ``dynamic_per_channel``."""
+    mid = workdir / "fused.onnx"
+    facts = fused(src, mid, target, workdir)
+    return facts | dynamic(mid, dst, target, workdir, per_channel=True,
+                           reduce_range=reduce_range)
+
+
+def _split_mask_unsqueeze(model: onnx.ModelProto) -> None:
+    """Split each ``Unsqueeze`` of a graph input over two axes into two one-axis ``Unsqueeze``.
+
+    The exporter's optimiser merges the padding mask's ``mask[:, None, None, :]`` into one
+    node; the optimizer's attention pattern expects the two (as older exporters wrote them).
+    """
+    inputs = {i.name for i in model.graph.input}
+    axes_of = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        axes = axes_of.get(node.input[1]) if node.op_type == "Unsqueeze" and len(
+            node.input) == 2 else None
+        if axes is None or node.input[0] not in inputs or axes.size != 2 or axes.min() < 0:
+            nodes.append(node)
+            continue
+        first, second = sorted(int(a) for a in axes)
+        names = [f"{node.name}_axis{a}" for a in (first, second)]
+        model.graph.initializer.extend(
+            numpy_helper.from_array(np.array([a], dtype=np.int64), n)
+            for a, n in zip((first, second), names, strict=True))
+        middle = f"{node.output[0]}_half"
+        nodes.append(helper.make_node("Unsqueeze", [node.input[0], names[0]], [middle],
+                                      name=f"{node.name}_a"))
+        nodes.append(helper.make_node("Unsqueeze", [middle, names[1]], list(node.output),
+                                      name=f"{node.name}_b"))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
