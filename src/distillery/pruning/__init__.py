@@ -55,7 +55,8 @@ def _check_unstructured(model: PreTrainedModel) -> None:
         raise ValueError("model has no encoder Linear layers to prune")
 
 
-def _apply_unstructured(model, p: CompressParams, train, tokenizer, max_length) -> dict:
+def _apply_unstructured(model: PreTrainedModel, p: CompressParams, train: Split, tokenizer,
+                        max_length: int) -> dict[str, Any]:
     unstructured.apply_global_magnitude(model, p.sparsity)
     return {"target_sparsity": p.sparsity}
 
@@ -69,7 +70,8 @@ def _check_structured(model: PreTrainedModel) -> None:
     structured.structure(model)
 
 
-def _apply_structured(model, p: CompressParams, train, tokenizer, max_length) -> dict:
+def _apply_structured(model: PreTrainedModel, p: CompressParams, train: Split, tokenizer,
+                      max_length: int) -> dict[str, Any]:
     scores = structured.importance(model, train, tokenizer, max_length,
                                    batch_size=p.batch_size, n_batches=p.importance_batches,
                                    seed=p.seed)
