@@ -1,21 +1,28 @@
-"""Stage ``compress``: global magnitude pruning of the student, made permanent.
+"""Stage ``compress``: prune the student (``compress.method``), then recover by distillation.
 
-After pruning, an optional recovery fine-tune (mask fixed) distils from the teacher on the
-labelled train split: ``kd_alpha * CE + (1 - kd_alpha) * T^2 * KL``.
+``structured`` (default) scores every attention head and FFN neuron by Taylor importance on
+the labelled train split and physically removes the weakest (``keep_heads``,
+``keep_neurons`` per layer): a smaller, faster dense model whose per-layer shapes go to
+``config.distillery_pruned``. ``unstructured`` zeroes the globally smallest encoder weights
+(``sparsity``) under a mask, made permanent after recovery. The optional recovery fine-tune
+distils from the teacher on the labelled train split:
+``kd_alpha * CE + (1 - kd_alpha) * T^2 * KL``.
 
 Deps: ``--data``, ``--student``, ``--teacher``.
 Params: ``teacher.max_length``, ``task.metric``, ``compress.*``.
 Outs: ``--out`` (pruned student, ``save_pretrained`` folder with tokenizer); ``--curves``
 (DVCLive folder: loss and validation score during recovery).
-Metrics: ``--metrics``: target and achieved sparsity, eval score (``task.metric``) before,
-right after pruning and after recovery, eval accuracy / macro-F1 at the end, duration.
+Metrics: ``--metrics``: method; structured: ``keep_heads`` / ``keep_neurons`` and heads and
+neurons kept per layer; unstructured: target and achieved sparsity; parameters before and
+after and their reduction; eval score (``task.metric``) before, right after pruning and after
+recovery, eval accuracy / macro-F1 at the end, duration.
 """
 
 from __future__ import annotations
 
 import logging
 
-from distillery import curves, distill, evaluate, models, prune, training
+from distillery import curves, distill, evaluate, models, pruning, training
 from distillery.data import load_prepared
 from distillery.io import Timer, atomic_path, run_main, seed_everything, stage_args, write_json
 from distillery.params import CompressParams, TaskParams, TeacherParams, load_section
@@ -28,14 +35,17 @@ def main(argv: list[str] | None = None) -> None:
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "compress", CompressParams)
     metric = load_section(args.params, "task", TaskParams).metric
+    method = pruning.METHODS[p.method]
     seed_everything(p.seed)
     splits, _ = load_prepared(args.data)
     train, val, dev = splits["train"], splits["val"], splits["eval"]
     model = models.load_classifier(args.student)
+    method.check(model)
     tok = models.load_tokenizer(args.student)
+    n_before = models.count_params(model)
     before = evaluate.evaluate(model, dev, tok, tp.max_length, metric)
     with Timer() as timer:
-        prune.apply_global_magnitude(model, p.sparsity)
+        pruned = method.apply(model, p, train, tok, tp.max_length)
         pruned_score = evaluate.evaluate(model, dev, tok, tp.max_length, metric)
         if p.recovery_steps:
             teacher = models.load_classifier(args.teacher)
@@ -48,21 +58,26 @@ def main(argv: list[str] | None = None) -> None:
             with curves.Curve(args.curves, val, tok, tp.max_length, metric,
                               p.recovery_steps) as curve:
                 training.train(model, train, tok, cfg, loss, desc="recovery", on_step=curve)
-        prune.make_permanent(model)
+        else:  # no recovery: an empty curve, so the stage's output exists
+            curves.Curve(args.curves, None, tok, tp.max_length, metric, 1).close()
+        pruned |= method.finish(model)
     final = evaluate.scores(evaluate.predict_logits(model, dev, tok, tp.max_length), dev.labels)
     after = final[metric]
     with atomic_path(args.out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
+    n_after = models.count_params(model)
     write_json(args.metrics, {
-        "target_sparsity": p.sparsity, "achieved_sparsity": prune.sparsity(model),
+        "method": p.method, **pruned,
+        "n_params_before": n_before, "n_params_after": n_after,
+        "param_reduction": round(1 - n_after / n_before, 4),
         "metric": metric, "eval_score_before": before, "eval_score_pruned": pruned_score,
         "eval_score_after": after, **{f"eval_{k}": v for k, v in final.items()},
         "recovery_steps": p.recovery_steps,
         "duration_s": round(timer.seconds, 2),
     })
-    logger.info("sparsity %.3f: eval %s %.4f -> %.4f (after recovery %.4f)",
-                prune.sparsity(model), metric, before, pruned_score, after)
+    logger.info("%s pruning: %d -> %d params, eval %s %.4f -> %.4f (after recovery %.4f)",
+                p.method, n_before, n_after, metric, before, pruned_score, after)
 
 
 if __name__ == "__main__":

@@ -7,20 +7,24 @@ task's labels; students are built there (same class, vocabulary and tokenizer as
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 from pathlib import Path
 
+import safetensors.torch
 import torch
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    PretrainedConfig,
     PreTrainedModel,
 )
 
 from distillery import families
 from distillery.families import GENES
+from distillery.pruning import structured
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +89,10 @@ def load_classifier(spec: str, labels: list[str] | None = None) -> PreTrainedMod
         labels: class names (index = id). Given: the model gets ``num_labels`` / ``id2label``
             / ``label2id`` for them and a fresh head when its own has another size (a pretrained
             encoder, or a classifier of another task). None: a saved classifier as it is.
+
+    A structured-pruned classifier (``config.distillery_pruned``, see
+    :mod:`distillery.pruning.structured`) is built from its config, reshaped and loaded
+    strictly from its safetensors; it keeps its own labels.
     """
     path = resolve_model_path(spec)
     kwargs = {}
@@ -92,10 +100,35 @@ def load_classifier(spec: str, labels: list[str] | None = None) -> PreTrainedMod
         kwargs = dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
                       label2id={name: i for i, name in enumerate(labels)},
                       ignore_mismatched_sizes=True)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+    if getattr(config, structured.SPEC_ATTR, None) is not None:
+        return _load_pruned(path, config, labels)
     model = AutoModelForSequenceClassification.from_pretrained(
         path, trust_remote_code=False, **kwargs)
     families.get(model)
     return model
+
+
+def _load_pruned(path: str, config: PretrainedConfig, labels: list[str] | None) -> PreTrainedModel:
+    """A saved structured-pruned classifier: built from its config, shrunk to the recorded
+    per-layer shapes, then its safetensors state dict loaded strictly."""
+    if labels is not None and [config.id2label[i] for i in range(config.num_labels)] != labels:
+        raise ValueError(f"{path} is a pruned classifier of labels {list(config.id2label.values())}"
+                         f"; it cannot take other labels ({labels})")
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ValueError(f"{path}: a pruned classifier loads from a local folder only")
+    families.get(config)
+    model = AutoModelForSequenceClassification.from_config(config)
+    structured.reshape(model, getattr(config, structured.SPEC_ATTR))
+    index = folder / "model.safetensors.index.json"
+    files = (sorted({folder / f for f in json.loads(index.read_text())["weight_map"].values()})
+             if index.is_file() else [folder / "model.safetensors"])
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        state.update(safetensors.torch.load_file(str(file)))
+    model.load_state_dict(state, strict=True)
+    return model.eval()
 
 
 def repair_genome(genome: dict[str, int], space: dict[str, list[int]]) -> dict[str, int]:

@@ -417,12 +417,23 @@ class DistillParams:
 
 @dataclass
 class CompressParams:
-    """Global unstructured magnitude pruning of the student."""
+    """Pruning of the student (``method``), then a recovery fine-tune that distils from the
+    teacher."""
 
+    method: Literal["structured", "unstructured"] = "structured"
+    """``structured``: remove whole attention heads and FFN neurons (a smaller, faster dense
+    model); ``unstructured``: zero the globally smallest weights (no speed-up)."""
+    keep_heads: float = 0.5
+    """structured: fraction of attention heads each layer keeps (at least one)."""
+    keep_neurons: float = 0.5
+    """structured: fraction of FFN neurons each layer keeps (at least one)."""
+    importance_batches: int = 8
+    """structured: labelled train batches (``batch_size`` each) that score heads / neurons."""
     sparsity: float = 0.3
-    """Fraction of encoder linear weights set to zero (embeddings are not pruned)."""
+    """unstructured: fraction of encoder linear weights set to zero (embeddings are not
+    pruned)."""
     recovery_steps: int = 100
-    """Fine-tuning steps with the mask fixed after pruning (0 = none)."""
+    """Fine-tuning steps after pruning (0 = none); unstructured keeps its mask fixed."""
     kd_alpha: float = 0.5
     """Recovery loss: kd_alpha * CE + (1 - kd_alpha) * T^2 * KL to the teacher (1 = CE only)."""
     kd_temperature: float = 2.0
@@ -432,10 +443,13 @@ class CompressParams:
 
     def check(self) -> list[str]:
         out = _range("sparsity", self.sparsity, 0.0, 0.99)
+        for name in ("keep_heads", "keep_neurons"):
+            if not 0 < getattr(self, name) <= 1:
+                out.append(f"{name}: got {getattr(self, name)!r}, expected a fraction in (0, 1]")
         out += _range("kd_alpha", self.kd_alpha, 0.0, 1.0) + _positive(self, "kd_temperature")
         if self.recovery_steps < 0:
             out.append(f"recovery_steps: got {self.recovery_steps}, expected >= 0")
-        return out + _positive(self, "lr", "batch_size")
+        return out + _positive(self, "lr", "batch_size", "importance_batches")
 
 
 @dataclass

@@ -85,11 +85,32 @@ def test_pipeline_stages_in_order(any_stage_dir):
     config = json.loads(Path("models/student/config.json").read_text())
     assert config["label2id"] == {n: i for i, n in enumerate(names)}
 
+    if pair:  # the other pruning method
+        params = yaml.safe_load(Path("params.yaml").read_text())
+        params["compress"].update(method="unstructured")
+        Path("params.yaml").write_text(yaml.safe_dump(params))
     load_stage("compress").main(["--data", "prep", "--student", "models/student", "--teacher",
                                  "models/teacher", "--out", "models/pruned",
                                  "--metrics", "m/compress.json"])
     m = metrics("m/compress.json")
-    assert m["achieved_sparsity"] == pytest.approx(0.3, abs=0.02)
+    common = {"method", "n_params_before", "n_params_after", "param_reduction", "metric",
+              "eval_score_before", "eval_score_pruned", "eval_score_after", "eval_accuracy",
+              "eval_macro_f1", "recovery_steps", "duration_s"}
+    if pair:
+        assert set(m) >= common | {"target_sparsity", "achieved_sparsity"}
+        assert m["achieved_sparsity"] == pytest.approx(0.3, abs=0.02)
+        assert m["n_params_after"] == m["n_params_before"]
+    else:
+        assert set(m) >= common | {"keep_heads", "keep_neurons", "heads_kept", "neurons_kept"}
+        student = json.loads(Path("models/student/config.json").read_text())
+        heads, ffn = student["num_attention_heads"], student["intermediate_size"]
+        n_layers = student["num_hidden_layers"]
+        assert m["heads_kept"] == [max(1, round(heads * 0.5))] * n_layers
+        assert m["neurons_kept"] == [max(1, round(ffn * 0.5))] * n_layers
+        assert m["n_params_after"] < m["n_params_before"] and m["param_reduction"] > 0
+        pruned = json.loads(Path("models/pruned/config.json").read_text())
+        assert pruned["distillery_pruned"] == {"heads": m["heads_kept"],
+                                               "intermediate": m["neurons_kept"]}
 
     load_stage("export").main(["--data", "prep", "--teacher", "models/teacher", "--student",
                                "models/student", "--pruned", "models/pruned", "--out",

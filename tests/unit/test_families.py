@@ -19,8 +19,9 @@ from transformers import (
     XLMRobertaConfig,
 )
 
-from distillery import bench, families, lora, onnx_export, prune
+from distillery import bench, families, lora, onnx_export
 from distillery.families import GENES
+from distillery.pruning import unstructured as prune
 from tests.conftest import VOCAB, tiny_config
 
 TINY = dict(vocab_size=len(VOCAB), max_position_embeddings=64, num_labels=3)

@@ -16,7 +16,8 @@ deberta_v2     deberta-v2 (DeBERTa v2 / v3)    deberta.encoder.layer
 =============  ==============================  ===============================
 
 Pruning, LoRA's default targets and the NAS parameter penalty all act on the ``nn.Linear``
-modules of those layers.
+modules of those layers; structured pruning (heads and FFN neurons) needs the family's
+:class:`Structure` and is not available for deberta-v2.
 
 To add a family, write a module like :mod:`distillery.families.bert` and import it below.
 """
@@ -30,15 +31,15 @@ import torch
 from transformers import AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
 
 from distillery.families import bert, deberta_v2, distilbert, electra, roberta  # noqa: F401
-from distillery.families.base import GENES, REGISTRY, Family
+from distillery.families.base import GENES, REGISTRY, Family, Structure
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED = tuple(REGISTRY)
 """``model_type`` values the pipeline supports."""
 
-__all__ = ["GENES", "SUPPORTED", "Family", "build_student", "encoder_params", "genome_of", "get",
-           "init_from_teacher", "layer_map", "layers", "student_config"]
+__all__ = ["GENES", "SUPPORTED", "Family", "Structure", "build_student", "encoder_params",
+           "genome_of", "get", "init_from_teacher", "layer_map", "layers", "student_config"]
 
 
 def get(config_or_model: PretrainedConfig | PreTrainedModel | str) -> Family:
@@ -80,6 +81,7 @@ def student_config(teacher_config: PretrainedConfig, genome: dict[str, int]) -> 
     if family.fix_config is not None:
         family.fix_config(cfg)
     cfg.__dict__.pop("distillery_converted_from", None)  # a student is not a conversion
+    cfg.__dict__.pop("distillery_pruned", None)  # nor pruned: every layer has the genome's shape
     return cfg
 
 

@@ -2,7 +2,9 @@
 
 A :class:`Family` names, for one ``model_type`` of transformers, where the transformer layers
 live (weight transfer, pruning, parameter counts), which config attributes hold the four NAS
-genes and which modules form the classification head (trained in full under LoRA).
+genes, which modules form the classification head (trained in full under LoRA) and, where
+structured pruning is supported, the :class:`Structure` of one layer (which ``nn.Linear``
+modules hold the attention heads and the FFN neurons).
 Everything else is generic and lives in :mod:`distillery.families`.
 """
 
@@ -15,6 +17,37 @@ from transformers import PretrainedConfig
 
 GENES = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
 """Architecture genes of a student (the NAS search space), in config names of BERT."""
+
+
+@dataclass(frozen=True)
+class Structure:
+    """Where the heads and FFN neurons of one transformer layer live (dotted paths relative to
+    the layer), for structured pruning (:mod:`distillery.pruning.structured`)."""
+
+    attention: str
+    """Self-attention module whose forward reshapes q / k / v into heads."""
+    qkv: tuple[str, str, str]
+    """Query, key and value ``nn.Linear`` (output rows: head after head, ``head_size`` each)."""
+    attention_out: str
+    """``nn.Linear`` that mixes the concatenated heads back to the hidden size."""
+    ffn_in: str
+    """``nn.Linear`` hidden -> intermediate (one output row per FFN neuron)."""
+    ffn_out: str
+    """``nn.Linear`` intermediate -> hidden (one input column per FFN neuron)."""
+    heads_attr: str = "num_attention_heads"
+    """Attribute of ``attention`` holding its head count."""
+    all_head_size_attr: str | None = "all_head_size"
+    """Attribute of ``attention`` holding ``heads * head_size``, if it has one."""
+
+
+BERT_STRUCTURE = Structure(
+    attention="attention.self",
+    qkv=("attention.self.query", "attention.self.key", "attention.self.value"),
+    attention_out="attention.output.dense",
+    ffn_in="intermediate.dense",
+    ffn_out="output.dense",
+)
+"""The layer of BERT and of the families that copy it (RoBERTa, ELECTRA)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +66,8 @@ class Family:
     """Config attribute of each gene, where it is not the BERT name."""
     fix_config: Callable[[PretrainedConfig], None] | None = None
     """Makes a config with new gene values consistent (derived sizes), in place."""
+    structure: Structure | None = None
+    """Modules of one layer for structured pruning; None: not supported for this family."""
 
     def attr(self, gene: str) -> str:
         """The config attribute that holds ``gene``."""

@@ -1,7 +1,7 @@
 """DistilBERT: its config names the genes ``n_layers`` / ``dim`` / ``n_heads`` / ``hidden_dim``
 and it has no token type embeddings."""
 
-from distillery.families.base import Family, register
+from distillery.families.base import Family, Structure, register
 
 DISTILBERT = register(Family(
     name="distilbert",
@@ -10,4 +10,13 @@ DISTILBERT = register(Family(
     head=("pre_classifier", "classifier"),
     gene_attrs={"num_hidden_layers": "n_layers", "hidden_size": "dim",
                 "num_attention_heads": "n_heads", "intermediate_size": "hidden_dim"},
+    structure=Structure(
+        attention="attention",
+        qkv=("attention.q_lin", "attention.k_lin", "attention.v_lin"),
+        attention_out="attention.out_lin",
+        ffn_in="ffn.lin1",
+        ffn_out="ffn.lin2",
+        heads_attr="n_heads",
+        all_head_size_attr=None,
+    ),
 ))

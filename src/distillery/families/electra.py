@@ -3,7 +3,7 @@ hidden size when the two differ."""
 
 from transformers import PretrainedConfig
 
-from distillery.families.base import Family, register
+from distillery.families.base import BERT_STRUCTURE, Family, register
 
 
 def _fix(config: PretrainedConfig) -> None:
@@ -16,5 +16,6 @@ ELECTRA = register(Family(
     model_types=("electra",),
     layers="electra.encoder.layer",
     head=("classifier",),
+    structure=BERT_STRUCTURE,
     fix_config=_fix,
 ))
