@@ -1,29 +1,90 @@
-"""Stage ``export``: ONNX export, int8 quantisation and validation against PyTorch.
+"""Stage ``export``: ONNX export, quantisation recipes, vocabulary pruning and validation.
 
-Exports teacher, student and pruned student (dynamic batch and sequence axes, the model
-family's own inputs: ``token_type_ids`` only for sentence pairs in families that have them),
-quantises the student to int8 with ONNX Runtime, then checks every ONNX file against its torch
-source on the eval set. Label names, inputs and tokenisation settings go into each file's
-metadata. Past the tolerances in ``export.*`` the stage fails and writes nothing.
+Exports the teacher, the student and the structured-pruned student (dynamic batch and sequence
+axes, eager attention so ONNX Runtime's transformer optimizer can fuse it; the model family's
+own inputs: ``token_type_ids`` only for sentence pairs in families that have them), then
+writes one file per benchmark variant:
+
+==================================  ======================================================
+file                                variant
+==================================  ======================================================
+``teacher.onnx``                    ``teacher-onnx-fp32``
+``teacher_int8.onnx``               ``teacher-onnx-int8`` (``export.int8_recipe``)
+``student.onnx``                    ``student-onnx-fp32``
+``student_int8.onnx``               ``student-onnx-int8`` (``export.int8_recipe``)
+``student_int8_dynamic.onnx``       ``student-onnx-int8-dynamic`` (plain quantize_dynamic)
+``student_int8_per_channel.onnx``   ``student-onnx-int8-per-channel``
+``student_int8_static.onnx``        ``student-onnx-int8-static`` (QDQ, calibrated on train)
+``student_fp16.onnx``               ``student-onnx-fp16`` (for GPU providers)
+``student_pruned.onnx``             ``student-pruned-onnx-fp32``
+``student_pruned_int8.onnx``        ``student-pruned-onnx-int8``
+``student_pruned_vocab_int8.onnx``  ``student-pruned-vocab-onnx-int8``: only the embedding
+                                    rows of tokens seen in train + transfer text
+==================================  ======================================================
+
+Every file is checked against its PyTorch source on the eval set (fp32 tolerances for fp32,
+``int8_*`` tolerances for int8 and fp16); past them the stage fails and writes nothing. Label
+names, inputs, tokenisation settings, the variant name, precision, recipe and parameter count go
+into each file's metadata.
 
 Deps: ``--data``, ``--teacher``, ``--student``, ``--pruned``.
 Params: ``teacher.max_length``, ``export.*``.
-Outs: ``--out`` folder: ``teacher.onnx``, ``student.onnx``, ``student_pruned.onnx``,
-``student_int8.onnx``.
-Metrics: ``--metrics``: per file max |Δlogit|, argmax agreement and size; duration.
+Outs: ``--out`` folder with the files above.
+Metrics: ``--metrics``: per file max |Δlogit|, argmax agreement, size and the recipe's facts
+(fused operator counts, quantised nodes); vocabulary kept; duration.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+from dataclasses import dataclass
 
-from distillery import bench, evaluate, models, onnx_export, quantize
-from distillery.data import load_prepared, model_inputs
+from distillery import bench, evaluate, families, models, onnx_export, quantize, vocab
+from distillery.data import Split, encode, load_prepared, model_inputs
 from distillery.io import Timer, atomic_path, run_main, stage_args, write_json
 from distillery.params import ExportParams, TeacherParams, load_section
 
 logger = logging.getLogger("stages.export")
+
+
+@dataclass
+class Variant:
+    """One ONNX file: which torch model it comes from and how."""
+
+    file: str
+    variant: str
+    source: str
+    """Key of the torch model it reproduces (validation reference)."""
+    recipe: str | None = None
+    """Quantisation recipe applied to ``<source>.onnx``; None = the plain fp32 export."""
+    precision: str = "fp32"
+
+
+def variants(int8_recipe: str) -> list[Variant]:
+    """Every file the stage writes, in order."""
+    out = [
+        Variant("teacher.onnx", "teacher-onnx-fp32", "teacher"),
+        Variant("teacher_int8.onnx", "teacher-onnx-int8", "teacher", int8_recipe, "int8"),
+        Variant("student.onnx", "student-onnx-fp32", "student"),
+        Variant("student_int8.onnx", "student-onnx-int8", "student", int8_recipe, "int8"),
+    ]
+    for recipe, suffix in (("dynamic", "dynamic"), ("dynamic_per_channel", "per_channel"),
+                           ("static", "static")):
+        if recipe != int8_recipe:
+            out.append(Variant(f"student_int8_{suffix}.onnx",
+                               f"student-onnx-int8-{suffix.replace('_', '-')}", "student",
+                               recipe, "int8"))
+    out += [
+        Variant("student_fp16.onnx", "student-onnx-fp16", "student", "fp16", "fp16"),
+        Variant("student_pruned.onnx", "student-pruned-onnx-fp32", "student_pruned"),
+        Variant("student_pruned_int8.onnx", "student-pruned-onnx-int8", "student_pruned",
+                int8_recipe, "int8"),
+        Variant("student_pruned_vocab_int8.onnx", "student-pruned-vocab-onnx-int8",
+                "student_pruned_vocab", int8_recipe, "int8"),
+    ]
+    return out
 
 
 def metadata(model, inputs: list[str], max_length: int, pair: bool) -> dict[str, str]:
@@ -31,7 +92,29 @@ def metadata(model, inputs: list[str], max_length: int, pair: bool) -> dict[str,
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     return {"labels": json.dumps(names), "inputs": json.dumps(inputs),
             "model_type": model.config.model_type, "max_length": str(max_length),
-            "sentence_pair": json.dumps(pair), "producer": "distillery"}
+            "sentence_pair": json.dumps(pair), "producer": "distillery",
+            "n_params": str(models.count_params(model))}
+
+
+def attention_shape(model) -> tuple[int, int]:
+    """``(heads, attention width)`` of the first layer, for the transformer optimizer (a
+    structured-pruned model has fewer heads than its config says)."""
+    pruned = getattr(model.config, "distillery_pruned", None)
+    genome = families.genome_of(model.config)
+    head_dim = genome["hidden_size"] // genome["num_attention_heads"]
+    heads = pruned["heads"][0] if pruned else genome["num_attention_heads"]
+    return heads, heads * head_dim
+
+
+def calibration_feeds(split: Split, tok, inputs: list[str], max_length: int, n: int):
+    """Batch-1 feeds of the first ``n`` texts of ``split`` (static int8 calibration)."""
+    feeds = []
+    for i in range(min(n, len(split))):
+        pair = None if split.pairs is None else [split.pairs[i]]
+        enc = encode(tok, [split.texts[i]], pair, max_length, padding=False,
+                     return_tensors="np")
+        feeds.append({k: enc[k] for k in inputs})
+    return feeds
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,35 +122,61 @@ def main(argv: list[str] | None = None) -> None:
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "export", ExportParams)
     splits, _ = load_prepared(args.data)
-    dev = splits["eval"]
+    train, transfer, dev = splits["train"], splits["transfer"], splits["eval"]
     pair = dev.pairs is not None
-    sources = {"teacher": args.teacher, "student": args.student, "student_pruned": args.pruned}
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float | int | str] = {}
     problems: list[str] = []
     with Timer() as timer, atomic_path(args.out) as out:
         out.mkdir()
         tok = models.load_tokenizer(args.student)
         inputs = model_inputs(tok, pair)
-        reference, meta = {}, {}
-        for name, src in sources.items():
-            model = models.load_classifier(src)
-            meta[name] = metadata(model, inputs, tp.max_length, pair)
-            onnx_export.export(model, out / f"{name}.onnx", p.opset, inputs, meta[name])
-            reference[name] = evaluate.predict_logits(model, dev, tok, tp.max_length, p.batch_size)
-        quantize.dynamic_int8(out / "student.onnx", out / "student_int8.onnx")
-        onnx_export.set_metadata(out / "student_int8.onnx", meta["student"])
-        checks = [(n, n, p.fp32_max_abs_diff, p.fp32_min_agreement) for n in sources]
-        checks.append(("student_int8", "student", p.int8_max_abs_diff, p.int8_min_agreement))
-        for name, ref, tol, agree in checks:
-            session = bench.ort_session(str(out / f"{name}.onnx"), "cpu")
+        torch_models = {"teacher": models.load_classifier(args.teacher),
+                        "student": models.load_classifier(args.student),
+                        "student_pruned": models.load_classifier(args.pruned)}
+        # Vocabulary pruning: the rows of tokens the student saw in training, ids remapped
+        # inside the model (an unseen token is read as the unknown token).
+        corpus = Split(train.texts + transfer.texts, train.labels + transfer.labels,
+                       None if train.pairs is None else train.pairs + (transfer.pairs or []))
+        keep = vocab.used_token_ids(tok, corpus, tp.max_length)
+        small = copy.deepcopy(torch_models["student_pruned"])
+        facts = vocab.prune_vocab(small, keep, tok.unk_token_id)
+        torch_models["student_pruned_vocab"] = small
+        metrics |= {f"vocab_{k}": v for k, v in facts.items()}
+        reference = {name: evaluate.predict_logits(m, dev, tok, tp.max_length, p.batch_size)
+                     for name, m in torch_models.items()}
+        calib = calibration_feeds(train, tok, inputs, tp.max_length, p.calibration_examples)
+        for v in variants(p.int8_recipe):
+            model = torch_models[v.source]
+            meta = {**metadata(model, inputs, tp.max_length, pair), "variant": v.variant,
+                    "precision": v.precision, "recipe": v.recipe or "none"}
+            fp32 = out / f"{v.source}.onnx"
+            if not fp32.is_file():  # every recipe starts from the plain fp32 export
+                onnx_export.export(model, fp32, p.opset, inputs, meta)
+            if v.recipe is None:  # the fp32 export itself (the first variant of its source)
+                continue
+            heads, width = attention_shape(model)
+            options = {"calibrate_method": p.static_calibration} if v.recipe == "static" else {}
+            done = quantize.apply(v.recipe, fp32, out / v.file, model_type=model.config.model_type,
+                                  num_heads=heads, hidden_size=width, calibration=calib,
+                                  **options)
+            onnx_export.set_metadata(out / v.file, meta)
+            metrics |= {f"{v.file[:-5]}_{k}": val for k, val in done.items()
+                        if isinstance(val, int | float)}
+        (out / "student_pruned_vocab.onnx").unlink()  # only its int8 form is a variant
+        for v in variants(p.int8_recipe):
+            fp32_like = v.precision == "fp32"
+            tol = p.fp32_max_abs_diff if fp32_like else p.int8_max_abs_diff
+            agree = p.fp32_min_agreement if fp32_like else p.int8_min_agreement
+            name = v.file[:-5]
+            session = bench.ort_session(str(out / v.file), "cpu")
             logits = evaluate.onnx_logits(session, dev, tok, tp.max_length, p.batch_size)
-            v = onnx_export.compare(reference[ref], logits)
-            metrics[f"{name}_max_abs_diff"] = v.max_abs_diff
-            metrics[f"{name}_agreement"] = v.agreement
-            metrics[f"{name}_size_mb"] = round(models.dir_size_mb(out / f"{name}.onnx"), 3)
-            problems += v.problems(name, tol, agree)
-            logger.info("%s vs torch %s: max|Δ|=%.3g agreement=%.4f", name, ref,
-                        v.max_abs_diff, v.agreement)
+            check = onnx_export.compare(reference[v.source], logits)
+            metrics[f"{name}_max_abs_diff"] = check.max_abs_diff
+            metrics[f"{name}_agreement"] = check.agreement
+            metrics[f"{name}_size_mb"] = round(models.dir_size_mb(out / v.file), 3)
+            problems += check.problems(name, tol, agree)
+            logger.info("%s vs torch %s: max|Δ|=%.3g agreement=%.4f", name, v.source,
+                        check.max_abs_diff, check.agreement)
         if problems:
             raise RuntimeError("ONNX validation failed (export.* tolerances):\n  - "
                                + "\n  - ".join(problems))

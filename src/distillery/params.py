@@ -432,12 +432,12 @@ class CompressParams:
     sparsity: float = 0.3
     """unstructured: fraction of encoder linear weights set to zero (embeddings are not
     pruned)."""
-    recovery_steps: int = 100
+    recovery_steps: int = 300
     """Fine-tuning steps after pruning (0 = none); unstructured keeps its mask fixed."""
     kd_alpha: float = 0.5
     """Recovery loss: kd_alpha * CE + (1 - kd_alpha) * T^2 * KL to the teacher (1 = CE only)."""
     kd_temperature: float = 2.0
-    lr: float = 5e-5
+    lr: float = 1e-4
     batch_size: int = 32
     seed: int = 0
 
@@ -468,7 +468,7 @@ class ExportParams:
     batch_size: int = 64
     int8_recipe: str = "fused_dynamic"
     """Int8 recipe of :mod:`distillery.quantize`: ``dynamic``, ``dynamic_per_channel``,
-    ``fused_dynamic`` (ORT transformer fusions, then per-channel dynamic int8) or ``static``
+    ``fused_dynamic`` (ORT transformer fusions, then dynamic int8) or ``static``
     (calibrated QDQ)."""
     static_calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
     """How ``static`` sets activation ranges: observed min/max, KL-optimal (entropy) or the
@@ -494,7 +494,7 @@ class BenchmarkParams:
     """Latency, throughput, accuracy and size of every variant on every execution provider."""
 
     warmup: int = 10
-    repeats: int = 100
+    repeats: int = 200
     """Timed batch-1 calls for the latency percentiles."""
     batch_size: int = 32
     """Batch size of the throughput measurement."""

@@ -42,7 +42,8 @@ def test_pipeline_stages_in_order(any_stage_dir):
     assert len(names) == (3 if pair else 2)
 
     hpo_argv = ["--data", "prep", "--trials", "models/hpo.journal", "--out", "models/teacher",
-                "--history", "plots/hpo.csv", "--png", "plots/hpo.png", "--metrics", "m/hpo.json"]
+                "--history", "plots/hpo.csv", "--png", "plots/hpo.png", "--metrics", "m/hpo.json",
+                "--curves", "plots/curves/hpo"]
     load_stage("hpo").main(hpo_argv)
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= files("models/teacher")
     assert not any("adapter" in f for f in files("models/teacher")), "adapter must be merged"
@@ -78,8 +79,12 @@ def test_pipeline_stages_in_order(any_stage_dir):
 
     load_stage("distill").main(["--data", "prep", "--arch", "models/arch.json", "--teacher",
                                 "models/teacher", "--out", "models/student",
-                                "--metrics", "m/distill.json"])
+                                "--metrics", "m/distill.json", "--curves",
+                                "plots/curves/distill"])
     m = metrics("m/distill.json")
+    # Both models learn the learnable tiny task (chance: 0.5 binary, 0.33 for 3 classes).
+    floor = 0.5 if pair else 0.7
+    assert m["teacher_eval_accuracy"] >= floor and m["student_eval_accuracy"] >= floor, m
     assert {"student_eval_accuracy", "student_eval_macro_f1", "teacher_eval_macro_f1"} <= set(m)
     assert m["transfer_examples"] == 120 + 60
     config = json.loads(Path("models/student/config.json").read_text())
@@ -91,7 +96,8 @@ def test_pipeline_stages_in_order(any_stage_dir):
         Path("params.yaml").write_text(yaml.safe_dump(params))
     load_stage("compress").main(["--data", "prep", "--student", "models/student", "--teacher",
                                  "models/teacher", "--out", "models/pruned",
-                                 "--metrics", "m/compress.json"])
+                                 "--metrics", "m/compress.json", "--curves",
+                                 "plots/curves/compress"])
     m = metrics("m/compress.json")
     common = {"method", "n_params_before", "n_params_after", "param_reduction", "metric",
               "eval_score_before", "eval_score_pruned", "eval_score_after", "eval_accuracy",
@@ -115,11 +121,17 @@ def test_pipeline_stages_in_order(any_stage_dir):
     load_stage("export").main(["--data", "prep", "--teacher", "models/teacher", "--student",
                                "models/student", "--pruned", "models/pruned", "--out",
                                "models/onnx", "--metrics", "m/export.json"])
-    assert files("models/onnx") == {"teacher.onnx", "student.onnx", "student_pruned.onnx",
-                                    "student_int8.onnx"}
+    assert files("models/onnx") == {
+        "teacher.onnx", "teacher_int8.onnx", "student.onnx", "student_int8.onnx",
+        "student_int8_dynamic.onnx", "student_int8_per_channel.onnx", "student_int8_static.onnx",
+        "student_fp16.onnx", "student_pruned.onnx", "student_pruned_int8.onnx",
+        "student_pruned_vocab_int8.onnx"}
     m = metrics("m/export.json")
     for name in ("teacher", "student", "student_pruned"):
         assert m[f"{name}_max_abs_diff"] < 1e-3 and m[f"{name}_agreement"] >= 0.99
+    for name in ("teacher_int8", "student_int8", "student_pruned_vocab_int8"):  # the gate is on
+        assert m[f"{name}_agreement"] >= 0.9
+    assert m["vocab_vocab_after"] < m["vocab_vocab_before"]
     assert ("token_type_ids" in m["inputs"]) == pair
     meta = onnx_export.read_metadata("models/onnx/student_int8.onnx")
     assert json.loads(meta["labels"]) == names
@@ -128,11 +140,13 @@ def test_pipeline_stages_in_order(any_stage_dir):
                                   "models/student", "--onnx", "models/onnx", "--metrics",
                                   "m/benchmark.json", "--classes", "m/classes.json",
                                   "--confusion-dir", "plots/confusion", "--table",
-                                  "plots/bench.csv", "--png", "plots/pareto.png",
-                                  "--confusion-png", "plots/confusion.png"])
+                                  "plots/bench.csv", "--confusion-png", "plots/confusion.png"])
     m = metrics("m/benchmark.json")
-    required = {"teacher-torch-fp32", "teacher-onnx-fp32", "student-torch-fp32",
-                "student-onnx-fp32", "student-pruned-onnx-fp32", "student-onnx-int8"}
+    required = {"teacher-torch-fp32", "teacher-onnx-fp32", "teacher-onnx-int8",
+                "student-torch-fp32", "student-onnx-fp32", "student-onnx-int8",
+                "student-onnx-int8-dynamic", "student-onnx-int8-per-channel",
+                "student-onnx-int8-static", "student-pruned-onnx-fp32",
+                "student-pruned-onnx-int8", "student-pruned-vocab-onnx-int8"}
     assert required <= set(m)
     for name in required:
         assert set(m[name]) == {"accuracy", "macro_f1", "latency_ms_p50", "latency_ms_p95",
@@ -148,12 +162,20 @@ def test_pipeline_stages_in_order(any_stage_dir):
     assert rows[0] == "actual,predicted" and len(rows) == 1 + n_eval
     assert Path("plots/confusion.png").stat().st_size > 0
 
+    for name in ("teacher-onnx-int8", "student-onnx-int8", "student-pruned-vocab-onnx-int8"):
+        assert m[name]["accuracy"] >= floor, (name, m[name])  # quantised models still work
+    assert abs(m["student-onnx-int8"]["accuracy"] - m["student-onnx-fp32"]["accuracy"]) <= 0.1
+    assert m["skipped_variants"] == {"student-onnx-fp16": "fp16 runs on GPU providers only"}
+    assert m["threads"]["torch"] == m["threads"]["onnxruntime"] >= 1
+
     load_stage("report").main(["--metrics-dir", "m", "--out", "reports/results.md",
-                               "--metrics", "m/report.json"])
+                               "--png", "plots/pareto.png", "--metrics", "m/report.json"])
     m = metrics("m/report.json")
-    assert m["targets_total"] == 4 and 0 <= m["targets_met"] <= 4
+    assert m["targets_total"] == 9 and 0 <= m["targets_met"] <= 9
+    assert m["recommended"] is None or not m["recommended"].startswith("teacher")
     text = Path("reports/results.md").read_text()
-    assert "## Targets" in text and "| student-onnx-int8 |" in text
+    assert "## Targets" in text and "student-onnx-int8 " in text
+    assert Path("plots/pareto.png").stat().st_size > 0
     assert all(f"| {n} |" in text for n in names)
 
 
@@ -197,14 +219,14 @@ def test_bad_params_stop_stage_before_compute(stage_dir, section, key, value, ex
                 "--history", "h", "--png", "p",
                 "--metrics", "m.json"],
         "hpo": ["--data", "missing", "--trials", "j", "--out", "o", "--history", "h",
-                "--png", "p", "--metrics", "m.json"],
+                "--png", "p", "--metrics", "m.json", "--curves", "c"],
         "distill": ["--data", "missing", "--arch", "a", "--teacher", "t", "--out", "o",
-                    "--metrics", "m.json"],
+                    "--metrics", "m.json", "--curves", "c"],
         "compress": ["--data", "missing", "--student", "s", "--teacher", "t", "--out", "o",
-                     "--metrics", "m.json"],
+                     "--metrics", "m.json", "--curves", "c"],
         "benchmark": ["--data", "missing", "--teacher", "t", "--student", "s", "--onnx", "x",
                       "--metrics", "m.json", "--classes", "c.json", "--confusion-dir", "c",
-                      "--table", "t.csv", "--png", "p.png", "--confusion-png", "c.png"],
+                      "--table", "t.csv", "--confusion-png", "c.png"],
     }[stage]
     with pytest.raises(ValueError) as err:
         load_stage(stage).main(argv)
@@ -224,7 +246,7 @@ def test_user_error_ends_with_the_message_alone(stage_dir):
     Path("params.yaml").write_text(yaml.safe_dump(params))
     out = subprocess.run(
         [sys.executable, str(ROOT / "stages" / "distill.py"), "--data", "d", "--arch", "a",
-         "--teacher", "t", "--out", "o", "--metrics", "m.json"],
+         "--teacher", "t", "--out", "o", "--metrics", "m.json", "--curves", "c"],
         capture_output=True, text=True, env={**os.environ, "DISTILLERY_DEBUG": "0"},
     )
     assert out.returncode == 1
@@ -242,5 +264,6 @@ def test_unsupported_teacher_family_stops_before_compute(stage_dir, tmp_path):
     Path("params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ValueError, match="gpt2.*supported.*bert.*roberta"):
         load_stage("hpo").main(["--data", "missing", "--trials", "j", "--out", "o",
-                                "--history", "h", "--png", "p", "--metrics", "m.json"])
+                                "--history", "h", "--png", "p", "--metrics", "m.json",
+                                "--curves", "c"])
     assert not Path("m.json").exists()

@@ -30,7 +30,8 @@ def test_studies_on_tiny_params(stage_dir):
     load_stage("data").main(["--out", "raw", "--metrics", "m/data.json"])
     load_stage("prepare").main(["--raw", "raw", "--out", "prep", "--metrics", "m/prepare.json"])
     load_stage("hpo").main(["--data", "prep", "--trials", "j/hpo.journal", "--out", "teacher",
-                            "--history", "h.csv", "--png", "h.png", "--metrics", "m/hpo.json"])
+                            "--history", "h.csv", "--png", "h.png", "--metrics", "m/hpo.json",
+                            "--curves", "c/hpo"])
     common = ["--params", "study.yaml", "--main-params", "params.yaml"]
 
     load_stage("hpo_table", "studies/stages").main(

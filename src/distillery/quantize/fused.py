@@ -46,13 +46,18 @@ def fused(src: Path, dst: Path, target: Target, workdir: Path) -> dict[str, int]
 
 
 def fused_dynamic(src: Path, dst: Path, target: Target, workdir: Path, *,
-                  reduce_range: bool = True) -> dict[str, int]:
-    """Fused, then per-channel dynamic int8 (fused ``Attention`` becomes ``QAttention``);
-    7-bit weights by default, as in ``dynamic_per_channel``."""
+                  per_channel: bool = False, reduce_range: bool | None = None) -> dict[str, int]:
+    """Fused, then dynamic int8 (fused ``Attention`` becomes ``QAttention``).
+
+    Per-tensor weight scales by default: measured side by side on a 2 x 256 BERT (ORT CPU,
+    batch 1, 2 threads, 9 interleaved rounds), fused per-tensor ran at 0.88x the latency of
+    plain ``dynamic`` and fused per-channel (7-bit) at 0.91x, on an x86 CPU without VNNI.
+    ``reduce_range`` (7-bit weights) defaults to ``per_channel`` (see ``dynamic_per_channel``).
+    """
     mid = workdir / "fused.onnx"
     facts = fused(src, mid, target, workdir)
-    return facts | dynamic(mid, dst, target, workdir, per_channel=True,
-                           reduce_range=reduce_range)
+    return facts | dynamic(mid, dst, target, workdir, per_channel=per_channel,
+                           reduce_range=per_channel if reduce_range is None else reduce_range)
 
 
 def _split_mask_unsqueeze(model: onnx.ModelProto) -> None:
