@@ -4,7 +4,10 @@ Variants: teacher and student in PyTorch fp32 (CPU), and every ONNX file of ``--
 by the ``variant`` key of its metadata: fp32 teacher and students, the int8 recipes, the
 structured-pruned and vocabulary-pruned students) on every usable ONNX Runtime execution
 provider. CPU variants keep their plain names; other providers add ``@cuda`` / ``@tensorrt``.
-fp16 files run on GPU providers only.
+fp16 files run on GPU providers only. GPU sessions: TensorRT gets one explicit shape profile
+(batch 1..``benchmark.batch_size``, tokens 1..``teacher.max_length``) and an engine cache in
+``models/trt_cache`` so that no engine is built inside the timed loop; CUDA and TensorRT run
+through I/O binding (:mod:`distillery.accel`).
 
 Timing is apples to apples: ``benchmark.threads`` intra-op threads for torch and ONNX Runtime
 alike (the counts actually used are recorded), and all variants of a provider are timed in
@@ -24,6 +27,7 @@ Plots: ``--table`` (CSV, one row per variant), ``--confusion-dir`` (``teacher.cs
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -32,7 +36,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from distillery import bench, evaluate, models, onnx_export, plots
+from distillery import accel, bench, evaluate, models, onnx_export, plots
 from distillery.data import Split, encode, load_prepared
 from distillery.io import Timer, run_main, stage_args, write_csv, write_json
 from distillery.params import BenchmarkParams, TaskParams, TeacherParams, load_section
@@ -99,12 +103,19 @@ def main(argv: list[str] | None = None) -> None:
                 elif meta.get("precision") == "fp16" and provider == "cpu":
                     skipped_variants[variant] = "fp16 runs on GPU providers only"
                     continue
-                else:
+                elif provider == "cpu":
                     sess = bench.ort_session(str(path), provider, threads)
                     used.setdefault("onnxruntime",
                                     sess.get_session_options().intra_op_num_threads)
                     logits = evaluate.onnx_logits(sess, dev, tok, tp.max_length)
                     runs[variant] = bench.ort_runner(sess)
+                else:  # TensorRT with an explicit shape profile and engine cache; I/O binding
+                    sess = accel.session(path, provider, input_names=json.loads(meta["inputs"]),
+                                         max_batch=p.batch_size, max_length=tp.max_length,
+                                         cache_dir=Path(args.onnx).parent / "trt_cache")
+                    logits = evaluate.onnx_logits(sess, dev, tok, tp.max_length, p.batch_size)
+                    runs[variant] = accel.io_binding_runner(sess)
+                if base is None:
                     size, n_params = models.dir_size_mb(path), int(meta.get("n_params", 0))
                 logits_of[variant] = logits
                 facts[variant] = {

@@ -134,7 +134,9 @@ class RemappedEmbedding(torch.nn.Module):
         return self.embedding.weight
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.embedding(self.remap[input_ids])  # (B, T) -> (B, T, D)
+        # index_select exports as one ONNX Gather (indexing would give a slower GatherND)
+        rows = self.remap.index_select(0, input_ids.reshape(-1)).view_as(input_ids)
+        return self.embedding(rows)  # (B, T) -> (B, T, D)
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings} ids -> {self.embedding.num_embeddings} rows"

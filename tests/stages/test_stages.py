@@ -153,6 +153,9 @@ def test_pipeline_stages_in_order(any_stage_dir):
                                 "throughput_per_s", "size_mb", "n_params", "provider"}
         assert m[name]["latency_ms_p50"] > 0 and m[name]["size_mb"] > 0
     assert m["student-onnx-int8"]["size_mb"] < m["student-onnx-fp32"]["size_mb"]
+    assert m["teacher-onnx-fp32"]["n_params"] == m["teacher-torch-fp32"]["n_params"]
+    assert m["student-pruned-vocab-onnx-int8"]["n_params"] < m["student-onnx-fp32"]["n_params"]
+    assert m["teacher-onnx-fp32"]["size_mb"] > m["student-onnx-fp32"]["size_mb"]
     assert "cuda" in m["skipped_providers"] or "student-onnx-int8@cuda" in m
     classes = metrics("m/classes.json")
     assert set(classes) == {"teacher", "student"} and list(classes["student"]) == names

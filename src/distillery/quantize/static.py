@@ -44,7 +44,7 @@ def static(src: Path, dst: Path, target: Target, workdir: Path, *,
            calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax",
            activation_type: Literal["quint8", "qint8"] = "quint8",
            reduce_range: bool = True,
-           op_types: tuple[str, ...] = ("MatMul", "Gemm")) -> dict[str, int]:
+           op_types: tuple[str, ...] = ("MatMul", "Gemm", "Gather")) -> dict[str, int]:
     """QDQ static int8: per-channel int8 weights, activations calibrated on ``calibration``.
 
     Args:
@@ -55,8 +55,9 @@ def static(src: Path, dst: Path, target: Target, workdir: Path, *,
             for TensorRT.
         reduce_range: 7-bit weights: per-channel 8-bit weights saturate u8 x s8 sums on
             x86 without VNNI (see ``dynamic_per_channel``).
-        op_types: ops quantised; the matmuls carry the time and the accuracy is best kept
-            when softmax, layer norms and residual adds stay float.
+        op_types: ops quantised; the matmuls carry the time, the embedding ``Gather`` most of
+            the bytes, and the accuracy is best kept when softmax, layer norms and residual
+            adds stay float.
     """
     if not target.calibration:
         raise ValueError("the static recipe needs calibration feeds (a non-empty list of "
