@@ -186,7 +186,9 @@ def test_pruning_twice_is_an_error(tok, keep):
 # --------------------------------------------------------------------------- ONNX
 
 
-@pytest.mark.parametrize("model_type", FAMILIES)
+# Every family's export is tested in test_families; the remapped embedding is the same module
+# in all of them: one BERT-like family and DistilBERT suffice here.
+@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
 def test_onnx_export_of_the_pruned_model_matches_torch(model_type, tok, keep, tmp_path):
     _, pruned, _ = _pruned_pair(model_type, tok, keep)
     path = tmp_path / "pruned.onnx"
