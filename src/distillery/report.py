@@ -150,9 +150,9 @@ def _classes(classes: dict[str, dict[str, dict[str, float]]]) -> list[str]:
 
 def _headline(bench: dict[str, Any], p: ReportParams, metric: str,
               recommended: str | None) -> list[str]:
-    limits = ", ".join(f"{k} {v}" for k, v in (("latency <=", p.max_latency_ms),
-                                                  ("size <=", p.max_size_mb)) if v is not None)
-    limits = f" (limits: {limits} MB/ms as set in `report.*`)" if limits else ""
+    limits = ", ".join(f"{name} <= {v:g} {unit}" for name, v, unit in (
+        ("latency", p.max_latency_ms, "ms"), ("size", p.max_size_mb, "MB")) if v is not None)
+    limits = f" (limits in `report.*`: {limits})" if limits else ""
     if recommended is None:
         return [f"**No student variant fits the limits{limits}.** Relax `report.max_latency_ms`"
                 " / `report.max_size_mb` or compress further.", ""]
