@@ -5,13 +5,18 @@ BIN    := $(VENV)/bin
 # Stages run `python ...`: put the project's venv first on PATH for dvc and its children.
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: study test install lint clean-venv study-stackoverflow study-distilbert
+.PHONY: study test install lint clean-venv study-stackoverflow study-distilbert demo
 
 study: $(VENV)/.installed
 	$(RUN) dvc repro
 
 test: $(VENV)/.installed-dev
 	$(RUN) HF_HUB_OFFLINE=1 python -m pytest -q
+
+# The teacher and the recommended student of the current run, side by side in a browser
+# (http://127.0.0.1:7860; options: python -m distillery.demo --help).
+demo: $(VENV)/.installed
+	$(RUN) HF_HUB_OFFLINE=1 python -m distillery.demo $(DEMO_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(RUN) ruff check src stages tests

@@ -136,3 +136,55 @@ def tiny_model():
     """A fresh random tiny classifier (vocab matching the tiny tokenizer)."""
     torch.manual_seed(0)
     return BertForSequenceClassification(tiny_config())
+
+
+def make_run_dir(folder: Path, teacher_dir: Path, pair: bool = False) -> Path:
+    """The outputs of a pipeline run that the demo and the ``space`` stage read, tiny:
+    ``models/{teacher,student}`` (random tiny BERT classifiers with the tiny tokenizer),
+    ``models/onnx/student.onnx`` (variant ``student-onnx-fp32``, with the export's metadata),
+    ``data/prepared`` (eval split and labels) and ``params.yaml``."""
+    import json
+    import shutil
+
+    import yaml
+
+    from distillery import data, onnx_export
+
+    names = sorted(PAIR_KEYWORDS) if pair else ["negative", "positive"]
+    tok = BertTokenizerFast.from_pretrained(teacher_dir)
+    for seed, owner in enumerate(("teacher", "student")):
+        torch.manual_seed(seed)
+        model = BertForSequenceClassification(tiny_config(
+            vocab_size=len(tok), num_labels=len(names), id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)}))
+        model.save_pretrained(folder / "models" / owner, safe_serialization=True)
+        tok.save_pretrained(folder / "models" / owner)
+    inputs = data.model_inputs(tok, pair)
+    meta = {"labels": json.dumps(names), "inputs": json.dumps(inputs), "model_type": "bert",
+            "max_length": "16", "sentence_pair": json.dumps(pair), "producer": "distillery",
+            "variant": "student-onnx-fp32", "precision": "fp32"}
+    onnx_export.export(model.eval(), folder / "models/onnx/student.onnx", opset=18,
+                       input_names=inputs, metadata=meta)
+    prepared = folder / "data/prepared"
+    for seed, (name, n) in enumerate((("train", 40), ("val", 10), ("transfer", 10),
+                                      ("eval", 30)), start=3):
+        split = make_pairs(n, seed=seed) if pair else make_sentences(n, seed=seed)
+        data.write_split(prepared / f"{name}.jsonl", split)
+    data.write_labels(prepared / data.LABELS_FILE, names, pair)
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params["teacher"] = {"model": str(teacher_dir), "max_length": 16}
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.rmtree(folder / "metrics", ignore_errors=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory, tiny_teacher_dir) -> Path:
+    """A tiny pipeline run on single sentences (see :func:`make_run_dir`)."""
+    return make_run_dir(tmp_path_factory.mktemp("run"), tiny_teacher_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_pair_run_dir(tmp_path_factory, tiny_teacher_dir) -> Path:
+    """A tiny pipeline run on 3-class sentence pairs (see :func:`make_run_dir`)."""
+    return make_run_dir(tmp_path_factory.mktemp("pair_run"), tiny_teacher_dir, pair=True)

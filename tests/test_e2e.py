@@ -23,7 +23,7 @@ from .stages.conftest import ROOT, tiny_params
 pytestmark = pytest.mark.e2e
 
 STAGES = ["data", "prepare", "hpo", "nas", "distill", "compress", "export", "benchmark",
-          "report"]
+          "report", "space"]
 
 
 def dvc(*args: str, cwd: Path) -> str:
@@ -72,7 +72,7 @@ def test_dvc_repro_end_to_end(repo):
     assert f"**Recommended: `{report['recommended']}`**" in text or report["recommended"] is None
     assert text.count("student-onnx-int8 ") >= 1
     for name in ("data", "prepare", "nas", "hpo", "distill", "compress", "export", "report",
-                 "classes"):
+                 "classes", "space"):
         assert (repo / "metrics" / f"{name}.json").is_file()
     for png in ("nas.png", "hpo.png", "pareto.png", "confusion.png"):
         assert (repo / "plots" / png).stat().st_size > 0
@@ -92,4 +92,8 @@ def test_dvc_repro_end_to_end(repo):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["benchmark"]["repeats"] = 6
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
-    assert ran(dvc("repro", cwd=repo)) == ["data", "benchmark", "report"]
+    assert ran(dvc("repro", cwd=repo)) == ["data", "benchmark", "report", "space"]
+    params["space"]["title"] = "Tiny"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    assert ran(dvc("repro", cwd=repo)) == ["data", "space"]
+    assert "# Tiny\n" in (repo / "models" / "space" / "README.md").read_text()

@@ -184,6 +184,26 @@ def test_pipeline_stages_in_order(any_stage_dir):
     assert Path("plots/pareto.png").stat().st_size > 0
     assert all(f"| {n} |" in text for n in names)
 
+    # The Space ships the recommended variant; its app answers as the pipeline does.
+    load_stage("space").main(["--onnx", "models/onnx", "--tokenizer", "models/student",
+                              "--data", "prep", "--report", "m/report.json", "--bench",
+                              "m/benchmark.json", "--out", "models/space", "--metrics",
+                              "m/space.json"])
+    assert files("models/space") == {"app.py", "requirements.txt", "model.onnx",
+                                     "tokenizer.json", "examples.jsonl", "space.json",
+                                     "README.md"}
+    space = metrics("m/space.json")
+    assert space["variant"] == m["recommended"] and space["examples"] == 8
+    assert space["app_matches_pipeline"] == space["eval_examples"] == n_eval
+    card = Path("models/space/README.md").read_text()
+    assert card.startswith("---\ntitle: ") and "sdk: \"gradio\"" in card
+    assert f"| {m['recommended']} |" in card
+    reqs = Path("models/space/requirements.txt").read_text().split()
+    assert [r.split("==")[0] for r in reqs] == ["gradio", "onnxruntime", "tokenizers", "numpy"]
+    examples = [json.loads(x) for x in Path("models/space/examples.jsonl").read_text().split("\n")
+                if x]
+    assert len(examples) == 8 and all(("text_pair" in e) == pair for e in examples)
+
 
 def test_export_fails_past_tolerance(stage_dir, tiny_teacher_dir):
     """A tolerance no real model meets stops the stage and leaves no output folder."""

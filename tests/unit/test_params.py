@@ -28,6 +28,7 @@ from distillery.params import (
     load_section,
     parse_section,
 )
+from distillery.space import SpaceParams
 
 REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 
@@ -43,6 +44,7 @@ SECTIONS = [
     ("export", ExportParams),
     ("benchmark", BenchmarkParams),
     ("report", ReportParams),
+    ("space", SpaceParams),
 ]
 SECTION_IDS = [name for name, _ in SECTIONS]
 
@@ -133,6 +135,7 @@ BAD_VALUES = [
     (DataParams, "data", {"eval_split": "train"}, ["data.eval_split", "same as train_split"]),
     (TaskParams, "task", {"metric": "f1"}, ["task.metric: got 'f1'", "'macro_f1'"]),
     (ReportParams, "report", {"min_student_ratio": -1}, ["report.min_student_ratio"]),
+    (SpaceParams, "space", {"variant": "teacher-torch-fp32"}, ["space.variant"]),
     (PrepareParams, "prepare", {"n_train": 0}, ["prepare.n_train", "got 0", "positive"]),
     (PrepareParams, "prepare", {"n_transfer": -5}, ["prepare.n_transfer", "-5", ">= 0"]),
     (HpoParams, "hpo", {"sampler": "cmaes"}, ["hpo.sampler", "'cmaes'", "'soo', 'bamsoo'"]),

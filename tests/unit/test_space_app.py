@@ -1,0 +1,106 @@
+"""The demo / Space page logic: the app's tokenizers-only ONNX path gives the pipeline's answer,
+and bad input ends as a message."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from distillery import data, evaluate, space_app
+from distillery.models import load_tokenizer
+
+
+@pytest.fixture(params=["single", "pair"])
+def run_dir(request, tiny_run_dir, tiny_pair_run_dir):
+    return tiny_run_dir if request.param == "single" else tiny_pair_run_dir
+
+
+def app_model(run) -> space_app.OnnxClassifier:
+    return space_app.OnnxClassifier(run / "models/onnx/student.onnx",
+                                    run / "models/student/tokenizer.json")
+
+
+def test_onnx_classifier_equals_pipeline(run_dir):
+    """Same token ids as data.encode, same probabilities as evaluate.onnx_logits (batch 1)."""
+    model = app_model(run_dir)
+    split = data.read_split(run_dir / "data/prepared/eval.jsonl")
+    tok = load_tokenizer(str(run_dir / "models/student"))
+    logits = evaluate.onnx_logits(model.session, split, tok, model.max_length, batch_size=1)
+    for i, text in enumerate(split.texts):
+        pair = None if split.pairs is None else split.pairs[i]
+        feeds, _ = model.encode(text, pair)
+        ref = data.encode(tok, [text], None if pair is None else [pair], model.max_length,
+                          return_tensors="np")
+        assert set(feeds) == set(model.inputs)
+        for k, v in feeds.items():
+            np.testing.assert_array_equal(v, ref[k])
+        p = model.predict(text, pair)
+        probs = np.array([p.probs[n] for n in model.labels])
+        np.testing.assert_allclose(probs, space_app.softmax(logits[i].astype(np.float64)),
+                                   atol=1e-6)
+        assert p.label == model.labels[int(logits[i].argmax())] and p.ms > 0
+    assert model.sentence_pair == (split.pairs is not None)
+    assert model.name == "student-onnx-fp32"
+
+
+def test_truncation_is_reported(tiny_run_dir):
+    model = app_model(tiny_run_dir)
+    short = model.predict("the film is good")
+    assert not short.truncated
+    line, (answer,) = space_app.classify([model], " ".join(["good"] * 40))
+    assert answer.truncated and answer.tokens == 42  # 40 words + [CLS] + [SEP]
+    assert line == "The input is 42 tokens long; the models read only the first 16 " \
+                   "(the rest is truncated)."
+
+
+class Broken:
+    name, description, labels, max_length, sentence_pair = "broken", "", ["a", "b"], 8, False
+
+    def predict(self, text, pair=None):
+        raise RuntimeError("session died")
+
+
+def test_bad_input_is_a_message(tiny_run_dir, tiny_pair_run_dir):
+    model = app_model(tiny_run_dir)
+    assert space_app.classify([model], "   ") == ("Type a sentence first.", [""])
+    assert space_app.classify([model], None)[0] == "Type a sentence first."
+    pair_model = app_model(tiny_pair_run_dir)
+    line, _ = space_app.classify([pair_model], "the film", "")
+    assert "second sentence" in line
+    line, (ok, broken) = space_app.classify([model, Broken()], "the film is good")
+    assert line == "" and isinstance(ok, space_app.Prediction)
+    assert broken == "broken failed: session died"
+
+
+def test_missing_or_bare_model_files(tmp_path, tiny_run_dir):
+    tokenizer = tiny_run_dir / "models/student/tokenizer.json"
+    with pytest.raises(FileNotFoundError, match="model file .*nothing.onnx not found"):
+        space_app.OnnxClassifier(tmp_path / "nothing.onnx", tokenizer)
+    import onnx
+
+    bare = onnx.load(tiny_run_dir / "models/onnx/student.onnx")
+    del bare.metadata_props[:]
+    onnx.save(bare, tmp_path / "bare.onnx")
+    with pytest.raises(ValueError, match=r"lacks metadata \['labels', 'max_length'\]"):
+        space_app.OnnxClassifier(tmp_path / "bare.onnx", tokenizer)
+
+
+def test_read_examples(tmp_path):
+    assert space_app.read_examples(tmp_path / "none.jsonl") == []
+    rows = [{"text": "a", "note": "x"}, {"text": "b", "text_pair": "c"}]
+    (tmp_path / "e.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert space_app.read_examples(tmp_path / "e.jsonl") == rows
+
+
+def test_page_builds(tiny_run_dir, tiny_pair_run_dir):
+    """One column per model, a second text box for pairs (no server started)."""
+    single = space_app.build_ui([app_model(tiny_run_dir)], [{"text": "the film", "note": "n"}])
+    pair = space_app.build_ui([app_model(tiny_pair_run_dir)], [{"text": "a", "text_pair": "b"}])
+    assert {"text", "classify", "result-0", "probs-0", "note"} <= elem_ids(single)
+    assert "text-pair" not in elem_ids(single) and "text-pair" in elem_ids(pair)
+
+
+def elem_ids(ui) -> set[str | None]:
+    return {getattr(b, "elem_id", None) for b in ui.blocks.values()}
