@@ -324,8 +324,14 @@ def test_a_gguf_package_loads_by_name_with_its_4bit_weights_dequantised(
     split = make_sentences(6, seed=12)
     assert tok2(split.texts)["input_ids"] == tok(split.texts)["input_ids"]
     prompt = Prompt.build(LABELS)
-    np.testing.assert_allclose(class_log_scores(loaded, tok2, prompt, split, 64),
-                               class_log_scores(reference, tok, prompt, split, 64), atol=1e-4)
+    expected = class_log_scores(reference, tok, prompt, split, 64)
+    np.testing.assert_allclose(class_log_scores(loaded, tok2, prompt, split, 64), expected,
+                               atol=1e-4)
+    finetune.save_causal_classifier(loaded, tok2, prompt, tmp_path / "saved")  # a plain model
+    assert "quantization_config" not in json.loads((tmp_path / "saved/config.json").read_text())
+    again, tok3, _ = finetune.load_causal_classifier(tmp_path / "saved")
+    np.testing.assert_allclose(class_log_scores(again, tok3, prompt, split, 64), expected,
+                               atol=1e-4)
 
 
 def test_resolve_source_finds_gguf_files_folders_and_packages(tmp_path, monkeypatch):

@@ -10,9 +10,11 @@
 4. anything else goes to :func:`distillery.models.resolve_model_path` (a package with a
    ``model/`` folder, or a Hub id); ``org/name/file.gguf`` names one GGUF file of a Hub repo.
 
-GGUF files load through transformers' GGUF support: the ``gguf`` package dequantises the
-(e.g. 4-bit Q4_1) weights to fp32, and the tokenizer is rebuilt from the file's metadata.
-No ``trust_remote_code``, ever.
+GGUF files load through transformers' GGUF support with ``GgufConfig(dequantize=True)``: the
+``gguf`` package dequantises the (e.g. 4-bit Q4_1) weights to dense fp32 tensors (never packed
+GGUF kernels, even where the ``kernels`` package would allow them, since LoRA trains and merges
+into dense weights), and the tokenizer is rebuilt from the file's metadata. The model then
+trains, merges and saves (safetensors) like any other. No ``trust_remote_code``, ever.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+from transformers.utils.quantization_config import GgufConfig
 
 from distillery import models
 from distillery.io import UserError
@@ -136,12 +145,30 @@ def load_causal_lm(spec: str, device: torch.device | str = "cpu",
     if kind_of(config, key) != "causal":
         raise UserError(f"{key}: {spec!r} is an encoder ({config.model_type}), not a causal LM")
     tokenizer = AutoTokenizer.from_pretrained(source.path, **source.kwargs())
+    extra = {} if source.gguf_file is None else {
+        "quantization_config": GgufConfig(gguf_file=source.gguf_file, dequantize=True)}
     model = AutoModelForCausalLM.from_pretrained(
-        source.path, config=config, dtype=dtype or torch.float32, **source.kwargs())
+        source.path, config=config, dtype=dtype or torch.float32, **source.kwargs(), **extra)
+    if source.gguf_file is not None:
+        _detach_gguf_quantizer(model)
     logger.info("loaded causal LM %s (%s, %d parameters)%s", spec, config.model_type,
                 models.count_params(model),
                 f" from GGUF {source.gguf_file}, dequantised" if source.gguf_file else "")
     return model.to(device).eval(), tokenizer
+
+
+def _detach_gguf_quantizer(model: PreTrainedModel) -> None:
+    """Make sure a GGUF-loaded model is a plain dense one. With ``dequantize=True``
+    transformers 5.23 attaches no quantizer; without it, it keeps a GGUF quantizer that is not
+    serialisable (``save_pretrained`` refuses) and a ``quantization_config`` that would make
+    the saved folder look like GGUF. Both are dropped if present."""
+    packed = sorted({type(m).__name__ for m in model.modules()
+                     if type(m).__name__.lower().startswith("gguf")})
+    if packed:
+        raise RuntimeError(f"GGUF weights stayed packed ({packed}) although dequantize=True")
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+    model.config.__dict__.pop("quantization_config", None)
 
 
 # --------------------------------------------------------------------------- options by kind
