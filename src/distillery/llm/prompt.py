@@ -1,0 +1,175 @@
+"""A causal LM as a classifier: the prompt template, one verbalizer per label, and THE
+tokenisation path of causal-LM requests.
+
+Every example becomes a *context* (the template filled with its text, and its second text
+for pairs) and every class a *continuation* (its verbalizer, e.g. ``" positive"``). They are
+tokenised exactly as lm-eval's ``HFLM.loglikelihood`` does, so that the scores here and an
+lm-eval task agree: trailing whitespace of the context moves to the continuation, the whole
+``context + continuation`` is tokenised (with the tokenizer's own special tokens, e.g. a BOS)
+and the continuation is what follows the separately tokenised context. Scoring
+(:mod:`distillery.llm.scoring`) and fine-tuning (:mod:`distillery.llm.finetune`) both read
+:func:`encode_requests`.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from distillery.io import UserError
+
+PROMPT_KEY = "teacher.prompt"
+VERBALIZERS_KEY = "teacher.verbalizers"
+DEFAULT_TEMPLATE = "Review: {text}\nSentiment:"
+DEFAULT_PAIR_TEMPLATE = "{text}\nQuestion: {text_pair}\nAnswer:"
+FIELDS = ("text", "text_pair")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One example, tokenised: its context and the continuation of every class."""
+
+    context: list[int]
+    continuations: list[list[int]]
+    """One token list per class (index = class id)."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Template, verbalizers and label names of a causal-LM classifier.
+
+    Build it with :meth:`build`, which validates and fills the defaults.
+    """
+
+    template: str
+    """``str.format`` template with ``{text}`` (and ``{text_pair}`` for pair tasks)."""
+    verbalizers: tuple[str, ...]
+    """Continuation scored for each class (index = class id), e.g. ``" positive"``."""
+    labels: tuple[str, ...]
+    """Class names (index = class id)."""
+    pair: bool = False
+
+    @classmethod
+    def build(cls, labels: Sequence[str], template: str | None = None,
+              verbalizers: Sequence[str] | None = None, pair: bool = False) -> Prompt:
+        """Validate and fill defaults: the template of the task kind, and each label name with
+        a leading space as its verbalizer.
+
+        Raises:
+            UserError: every problem at once, each naming its params key.
+        """
+        template = template or (DEFAULT_PAIR_TEMPLATE if pair else DEFAULT_TEMPLATE)
+        verbs = tuple(verbalizers) if verbalizers is not None else tuple(f" {n}" for n in labels)
+        problems = _template_problems(template, pair) + _verbalizer_problems(verbs, labels)
+        if problems:
+            raise UserError("; ".join(problems))
+        return cls(template, verbs, tuple(labels), pair)
+
+    def context(self, text: str, text_pair: str | None = None) -> str:
+        """The template filled with one example."""
+        if self.pair and text_pair is None:
+            raise ValueError("a pair prompt needs text_pair")
+        return self.template.format(text=text, text_pair=text_pair)
+
+    def check_tokens(self, tokenizer) -> None:
+        """Checks that need the tokenizer: every verbalizer tokenises to at least one token,
+        after a context too, and no two classes get the same tokens.
+
+        Raises:
+            UserError: naming ``teacher.verbalizers`` and the offending values.
+        """
+        problems = []
+        alone = [tokenizer(v, add_special_tokens=False)["input_ids"] for v in self.verbalizers]
+        probe = self.context("a", "b" if self.pair else None)
+        after = encode_requests(tokenizer, self, [probe], None, formatted=True)[0].continuations
+        for v, ids, cont in zip(self.verbalizers, alone, after, strict=True):
+            if not ids:
+                problems.append(f"{VERBALIZERS_KEY}: {v!r} tokenises to nothing")
+            elif not cont:
+                problems.append(f"{VERBALIZERS_KEY}: {v!r} leaves no token of its own after the "
+                                "prompt (it merges into the prompt's last token)")
+        seen: dict[tuple[int, ...], str] = {}
+        for v, cont in zip(self.verbalizers, after, strict=True):
+            if cont and tuple(cont) in seen:
+                problems.append(f"{VERBALIZERS_KEY}: {seen[tuple(cont)]!r} and {v!r} tokenise "
+                                f"to the same tokens {cont}; classes need distinct verbalizers")
+            seen.setdefault(tuple(cont), v)
+        if problems:
+            raise UserError("; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (saved in the config of a fine-tuned causal classifier)."""
+        return {"template": self.template, "verbalizers": list(self.verbalizers),
+                "labels": list(self.labels), "pair": self.pair}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Prompt:
+        return cls.build(d["labels"], d["template"], d["verbalizers"], bool(d.get("pair")))
+
+
+def _template_problems(template: str, pair: bool) -> list[str]:
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as err:
+        return [f"{PROMPT_KEY}: {template!r} is not a valid template ({err}); write literal "
+                "braces as {{ and }}"]
+    out = []
+    if "text" not in fields:
+        out.append(f"{PROMPT_KEY}: {template!r} has no {{text}} placeholder for the example")
+    if pair and "text_pair" not in fields:
+        out.append(f"{PROMPT_KEY}: {template!r} has no {{text_pair}} placeholder, but the task "
+                   "has sentence pairs")
+    if not pair and "text_pair" in fields:
+        out.append(f"{PROMPT_KEY}: {template!r} uses {{text_pair}}, but the task has single "
+                   "sentences")
+    unknown = sorted({f for f in fields if f not in FIELDS})
+    if unknown:
+        out.append(f"{PROMPT_KEY}: unknown placeholder(s) {unknown} in {template!r}; allowed: "
+                   "{text}, {text_pair}")
+    return out
+
+
+def _verbalizer_problems(verbs: Sequence[str], labels: Sequence[str]) -> list[str]:
+    if len(verbs) != len(labels):
+        return [f"{VERBALIZERS_KEY}: got {len(verbs)} verbalizers {list(verbs)} for "
+                f"{len(labels)} labels {list(labels)}; give one per label, in label order"]
+    out = [f"{VERBALIZERS_KEY}: the verbalizer of label {n!r} is {v!r}, which tokenises to "
+           "nothing; give a word, e.g. ' positive'"
+           for v, n in zip(verbs, labels, strict=True) if not v.strip()]
+    dupes = sorted({v for v in verbs if verbs.count(v) > 1})
+    if dupes:
+        out.append(f"{VERBALIZERS_KEY}: {dupes} given for several labels; each class needs "
+                   "its own verbalizer")
+    return out
+
+
+def encode_requests(tokenizer, prompt: Prompt, texts: Sequence[str],
+                    pairs: Sequence[str] | None, formatted: bool = False) -> list[Request]:
+    """Tokenise every example's context and every class's continuation as lm-eval does.
+
+    Args:
+        tokenizer: the causal LM's tokenizer.
+        prompt: template and verbalizers.
+        texts / pairs: the examples (``pairs`` None for single sentences).
+        formatted: ``texts`` are already filled templates (``pairs`` ignored).
+
+    Returns:
+        One :class:`Request` per example.
+    """
+    contexts = list(texts) if formatted else [
+        prompt.context(t, None if pairs is None else pairs[i]) for i, t in enumerate(texts)]
+    wholes, ctxs = [], []
+    for ctx in contexts:
+        stripped = ctx.rstrip()  # its trailing whitespace starts every continuation
+        ctxs.append(stripped)
+        wholes += [ctx + v for v in prompt.verbalizers]
+    ctx_ids = tokenizer(ctxs)["input_ids"] if ctxs else []
+    whole_ids = tokenizer(wholes)["input_ids"] if wholes else []
+    n_cls = len(prompt.verbalizers)
+    out = []
+    for i, ctx in enumerate(ctx_ids):
+        conts = [list(w[len(ctx):]) for w in whole_ids[i * n_cls:(i + 1) * n_cls]]
+        out.append(Request(list(ctx), conts))
+    return out
