@@ -19,7 +19,8 @@ file                                variant
 ``student_pruned.onnx``             ``student-pruned-onnx-fp32``
 ``student_pruned_int8.onnx``        ``student-pruned-onnx-int8``
 ``student_pruned_vocab_int8.onnx``  ``student-pruned-vocab-onnx-int8``: only the embedding
-                                    rows of tokens seen in train + transfer text
+                                    rows of tokens seen in train + transfer text (others
+                                    read ``export.vocab_unseen``: nearest kept token or unk)
 ==================================  ======================================================
 
 Every file is checked against its PyTorch source on the eval set (fp32 tolerances for fp32,
@@ -139,9 +140,10 @@ def main(argv: list[str] | None = None) -> None:
                        None if train.pairs is None else train.pairs + (transfer.pairs or []))
         keep = vocab.used_token_ids(tok, corpus, tp.max_length)
         small = copy.deepcopy(torch_models["student_pruned"])
-        facts = vocab.prune_vocab(small, keep, tok.unk_token_id)
+        facts = vocab.prune_vocab(small, keep, tok.unk_token_id, p.vocab_unseen,
+                                  tok.all_special_ids)
         torch_models["student_pruned_vocab"] = small
-        metrics |= {f"vocab_{k}": v for k, v in facts.items()}
+        metrics |= {f"vocab_{k}": v for k, v in facts.items()} | {"vocab_unseen": p.vocab_unseen}
         reference = {name: evaluate.predict_logits(m, dev, tok, tp.max_length, p.batch_size)
                      for name, m in torch_models.items()}
         calib = calibration_feeds(train, tok, inputs, tp.max_length, p.calibration_examples)

@@ -475,6 +475,10 @@ class ExportParams:
     99.999th percentile."""
     calibration_examples: int = 200
     """Train sentences fed through the model to calibrate ``static``."""
+    vocab_unseen: Literal["unk", "nearest"] = "nearest"
+    """What the vocabulary-pruned student reads for a token absent from the training text:
+    ``unk`` (the unknown token) or ``nearest`` (the kept token with the most similar original
+    embedding; same size and speed)."""
 
     def check(self) -> list[str]:
         out = _positive(self, "fp32_max_abs_diff", "int8_max_abs_diff", "batch_size",

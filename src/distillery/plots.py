@@ -60,26 +60,60 @@ def hpo_trials(rows: list[dict[str, Any]], path: str | Path, n_initial: int,
     _save(fig, path)
 
 
+LABEL_SPOTS = [(4, 4, "left"), (4, -10, "left"), (-4, 4, "right"), (-4, -10, "right"),
+               (4, 12, "left"), (4, -18, "left"), (-4, 12, "right"), (-4, -18, "right")]
+"""Offsets (points) and alignments tried in turn for a point's label, first free one wins."""
+
+
+def _label_points(ax, fig, points: list[tuple[float, float, str]]) -> None:
+    """Annotate each ``(x, y, text)`` at the first spot of :data:`LABEL_SPOTS` whose box
+    overlaps no label placed before (the first spot when none is free)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for x, y, text in points:
+        for dx, dy, ha in LABEL_SPOTS:
+            note = ax.annotate(text, (x, y), fontsize=7, xytext=(dx, dy), ha=ha,
+                               textcoords="offset points")
+            box = note.get_window_extent(renderer)
+            if not any(box.overlaps(b) for b in placed):
+                break
+            note.remove()
+        else:
+            dx, dy, ha = LABEL_SPOTS[0]
+            note = ax.annotate(text, (x, y), fontsize=7, xytext=(dx, dy), ha=ha,
+                               textcoords="offset points")
+            box = note.get_window_extent(renderer)
+        placed.append(box)
+
+
 def pareto(rows: list[dict[str, Any]], path: str | Path, metric: str = "accuracy",
            recommended: str | None = None) -> None:
     """``metric`` vs batch-1 latency; marker area proportional to size on disk; teachers in
-    grey, the recommended variant circled in red."""
+    grey, the recommended variant circled in red; labels placed so that they do not overlap."""
+    from matplotlib.ticker import FuncFormatter
+
     fig, ax = plt.subplots(figsize=(8, 5.2))
     for r in rows:
         teacher = r["variant"].startswith("teacher")
         ax.scatter(r["latency_ms_p50"], r[metric], s=20 + 4 * r["size_mb"], alpha=0.6,
                    edgecolor="k", color="0.6" if teacher else "tab:blue")
-        ax.annotate(r["variant"], (r["latency_ms_p50"], r[metric]), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
         if r["variant"] == recommended:
             ax.scatter(r["latency_ms_p50"], r[metric], s=260, facecolors="none",
                        edgecolors="tab:red", linewidths=2, label=f"recommended: {recommended}")
     if recommended:
         ax.legend(loc="lower right", fontsize=8)
     ax.set_xscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 2, 3, 10 rather than 2x10^0
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set(xlabel="latency p50, batch 1 (ms, log)", ylabel=f"eval {LABELS[metric]}",
            title=f"{LABELS[metric]} vs latency (marker area ~ size on disk)")
     ax.grid(alpha=0.3, which="both")
+    ax.margins(x=0.12)  # room for the labels of the rightmost points
+    ordered = sorted(rows, key=lambda r: -r[metric])
+    _label_points(ax, fig, [(r["latency_ms_p50"], r[metric], r["variant"]) for r in ordered])
     _save(fig, path)
 
 

@@ -112,6 +112,30 @@ def test_unkept_ids_read_as_unk(tok, keep):
     torch.testing.assert_close(pruned(dropped), unk, rtol=0, atol=0)
 
 
+def test_unkept_ids_read_the_nearest_kept_row(tok, keep):
+    """``nearest``: a dropped id reads the kept row most similar to its own (by cosine), never a
+    special token's; kept ids are unchanged."""
+    torch.manual_seed(0)
+    original = torch.nn.Embedding(len(tok), 8)
+    dropped = np.setdiff1d(np.arange(len(tok)), keep)
+    words = [k for k in keep if k not in tok.all_special_ids]
+    with torch.no_grad():  # dropped[0] = 3 x a kept word (cosine 1), dropped[1] = a special's
+        original.weight[dropped[0]] = 3 * original.weight[words[2]]
+        original.weight[dropped[1]] = original.weight[tok.cls_token_id]
+    pruned = RemappedEmbedding(original, keep, tok.unk_token_id, "nearest", tok.all_special_ids)
+    torch.testing.assert_close(pruned(torch.as_tensor(keep)), original(torch.as_tensor(keep)),
+                               rtol=0, atol=0)
+    got = pruned(torch.as_tensor(dropped[:2]))
+    torch.testing.assert_close(got[0], original.weight[words[2]], rtol=0, atol=0)
+    assert not any(torch.equal(got[1], original.weight[s]) for s in tok.all_special_ids)
+    cos = torch.nn.functional.cosine_similarity
+    sims = cos(original.weight[dropped[1]][None], original.weight[torch.as_tensor(words)])
+    torch.testing.assert_close(got[1], original.weight[words[int(sims.argmax())]], rtol=0,
+                               atol=0)
+    with pytest.raises(ValueError, match="unseen must be one of unk, nearest"):
+        RemappedEmbedding(original, keep, tok.unk_token_id, "closest")
+
+
 @pytest.mark.parametrize(
     ("keep_ids", "unk_id", "match"),
     [([], 0, "non-empty"), ([0, 1, 30522], 0, r"in 0\.\.30521"), ([-1, 0], 0, r"in 0\.\.30521"),
