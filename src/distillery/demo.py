@@ -51,7 +51,7 @@ class TorchClassifier:
         n = sum(p.numel() for p in self.model.parameters())
         self.description = f"PyTorch CPU · fp32 · {n / 1e6:.1f}M parameters"
         self._torch = torch
-        self.predict("warm up")  # the first call pays for allocation; keep it off the page
+        space_app.warm_up(self)
 
     def predict(self, text: str, pair: str | None = None) -> space_app.Prediction:
         pairs = [pair] if pair is not None else None

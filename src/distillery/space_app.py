@@ -112,7 +112,7 @@ class OnnxClassifier:
         self.tokenizer = Tokenizer.from_file(str(tokenizer))
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
-        self.predict("warm up")  # the first call pays for memory planning; keep it off the page
+        warm_up(self)
 
     def encode(self, text: str, pair: str | None = None) -> tuple[dict[str, np.ndarray], int]:
         """Feeds ``(1, T)`` for the session, and the token count before truncation."""
@@ -133,6 +133,16 @@ class OnnxClassifier:
         (logits,) = self.session.run(["logits"], feeds)  # (1, C)
         ms = (time.perf_counter() - start) * 1e3
         return prediction(logits[0], self.labels, ms, tokens, self.max_length)
+
+
+WARM_UP = "a warm up sentence of about the length people type , so that the first call is not slow"
+
+
+def warm_up(model: Classifier, calls: int = 3) -> None:
+    """A few calls before the page shows times: the first calls of a session pay for memory
+    planning and kernel selection (measured: a PyTorch teacher's first call 2-4x its usual)."""
+    for _ in range(calls):
+        model.predict(WARM_UP)
 
 
 def classify(models: Sequence[Classifier], text: str | None,
