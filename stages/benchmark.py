@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from distillery import accel, bench, evaluate, models, onnx_export, plots
 from distillery.data import Split, encode, load_prepared
+from distillery.device import resolve_device
 from distillery.io import Timer, run_main, stage_args, write_csv, write_json
 from distillery.params import BenchmarkParams, TaskParams, TeacherParams, load_section
 
@@ -76,11 +77,15 @@ def main(argv: list[str] | None = None) -> None:
     p = load_section(args.params, "benchmark", BenchmarkParams)
     metric = load_section(args.params, "task", TaskParams).metric
     threads = p.threads or os.cpu_count() or 1
+    device = resolve_device(tp.device)
     torch.set_num_threads(threads)
     splits, names = load_prepared(args.data)
     dev = splits["eval"]
     tok = models.load_tokenizer(args.student)
-    singles, batch = inputs(dev, tok, tp.max_length, max(p.repeats, p.batch_size), p.batch_size)
+    t_tok = models.load_tokenizer(args.teacher)  # a causal-LM teacher's wraps texts in its prompt
+    n_feeds = max(p.repeats, p.batch_size)
+    singles, batch = inputs(dev, tok, tp.max_length, n_feeds, p.batch_size)
+    teacher_feeds = inputs(dev, t_tok, tp.max_length, n_feeds, p.batch_size)
     providers, skipped = bench.available_providers(p.providers)
     torch_models = {"teacher": args.teacher, "student": args.student}
     results, logits_of, skipped_variants = {}, {}, {}
@@ -93,9 +98,10 @@ def main(argv: list[str] | None = None) -> None:
             jobs += [(v if provider == "cpu" else f"{v}@{provider}", None, path, meta)
                      for v, path, meta in onnx_files(args.onnx)]
             for variant, base, path, meta in tqdm(jobs, desc=f"accuracy ({provider})"):
+                own = t_tok if variant.startswith("teacher") else tok
                 if base is not None:
-                    model = models.load_classifier(torch_models[base])
-                    logits = evaluate.predict_logits(model, dev, tok, tp.max_length)
+                    model = models.load_classifier(torch_models[base]).to(device)
+                    logits = evaluate.predict_logits(model, dev, own, tp.max_length)
                     runs[variant] = bench.torch_runner(model)
                     size = sum(models.dir_size_mb(f)
                                for f in Path(torch_models[base]).glob("*.safetensors"))
@@ -107,13 +113,13 @@ def main(argv: list[str] | None = None) -> None:
                     sess = bench.ort_session(str(path), provider, threads)
                     used.setdefault("onnxruntime",
                                     sess.get_session_options().intra_op_num_threads)
-                    logits = evaluate.onnx_logits(sess, dev, tok, tp.max_length)
+                    logits = evaluate.onnx_logits(sess, dev, own, tp.max_length)
                     runs[variant] = bench.ort_runner(sess)
                 else:  # TensorRT with an explicit shape profile and engine cache; I/O binding
                     sess = accel.session(path, provider, input_names=json.loads(meta["inputs"]),
                                          max_batch=p.batch_size, max_length=tp.max_length,
                                          cache_dir=Path(args.onnx).parent / "trt_cache")
-                    logits = evaluate.onnx_logits(sess, dev, tok, tp.max_length, p.batch_size)
+                    logits = evaluate.onnx_logits(sess, dev, own, tp.max_length, p.batch_size)
                     runs[variant] = accel.io_binding_runner(sess)
                 if base is None:
                     size, n_params = models.dir_size_mb(path), int(meta.get("n_params", 0))
@@ -121,12 +127,13 @@ def main(argv: list[str] | None = None) -> None:
                 facts[variant] = {
                     **{k: round(v, 6) for k, v in evaluate.scores(logits, dev.labels).items()},
                     "size_mb": round(size, 3), "n_params": n_params,
-                    "provider": "torch-cpu" if base is not None else provider,
+                    "provider": f"torch-{device.type}" if base is not None else provider,
                 }
             logger.info("timing %d variants on %s in %d interleaved rounds", len(runs), provider,
                         p.rounds)
-            timings = bench.measure_interleaved(runs, singles, batch, p.warmup, p.repeats,
-                                                p.throughput_batches, p.rounds)
+            timings = bench.measure_interleaved(
+                runs, singles, batch, p.warmup, p.repeats, p.throughput_batches, p.rounds,
+                feeds={v: teacher_feeds for v in runs if v.startswith("teacher")})
             for variant, t in timings.items():
                 results[variant] = {
                     **facts[variant],
@@ -148,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
                               for short, v in DETAILED.items()})
     write_json(args.metrics, {**results, "metric": metric, "labels": ",".join(names),
                               "threads": used, "rounds": p.rounds,
-                              "skipped_providers": skipped,
+                              "device": str(device), "skipped_providers": skipped,
                               "skipped_variants": skipped_variants,
                               "duration_s": round(timer.seconds, 2)})
 

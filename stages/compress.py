@@ -24,6 +24,7 @@ import logging
 
 from distillery import curves, distill, evaluate, models, pruning, training
 from distillery.data import load_prepared
+from distillery.device import resolve_device
 from distillery.io import Timer, atomic_path, run_main, seed_everything, stage_args, write_json
 from distillery.params import CompressParams, TaskParams, TeacherParams, load_section
 
@@ -48,8 +49,12 @@ def main(argv: list[str] | None = None) -> None:
         pruned = method.apply(model, p, train, tok, tp.max_length)
         pruned_score = evaluate.evaluate(model, dev, tok, tp.max_length, metric)
         if p.recovery_steps:
-            teacher = models.load_classifier(args.teacher)
-            t_logits = evaluate.predict_logits(teacher, train, tok, tp.max_length, 128)
+            device = resolve_device(tp.device)
+            teacher = models.load_classifier(args.teacher).to(device)
+            t_logits = evaluate.predict_logits(teacher, train, models.load_tokenizer(args.teacher),
+                                               tp.max_length, 128)
+            del teacher
+            model.to(device)
             models.freeze_word_embeddings(model)
             cfg = training.TrainConfig(lr=p.lr, batch_size=p.batch_size,
                                        max_length=tp.max_length, steps=p.recovery_steps,
@@ -60,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
                 training.train(model, train, tok, cfg, loss, desc="recovery", on_step=curve)
         else:  # no recovery: an empty curve, so the stage's output exists
             curves.Curve(args.curves, None, tok, tp.max_length, metric, 1).close()
-        pruned |= method.finish(model)
+        pruned |= method.finish(model.cpu())
     final = evaluate.scores(evaluate.predict_logits(model, dev, tok, tp.max_length), dev.labels)
     after = final[metric]
     with atomic_path(args.out) as tmp:

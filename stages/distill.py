@@ -1,10 +1,12 @@
 """Stage ``distill``: train the NAS-chosen student from the fine-tuned teacher.
 
 The teacher labels the labelled train split and the unlabelled transfer split once (its
-logits are cached in memory); the student, built in the teacher's family and initialised from
-it where shapes allow, then minimises ``alpha * CE(labelled rows) + (1 - alpha) * T^2 * KL``
-plus, when their weights are > 0, TinyBERT's layer-wise terms (hidden-state MSE through a
-learned projection, attention KL): see :mod:`distillery.distill`.
+logits are cached in memory); the student, built in the family of ``distill.student_init``'s
+model (the teacher's, or ``distill.student_model`` for a causal-LM teacher) with its tokenizer
+and initialised from it where shapes allow, then minimises
+``alpha * CE(labelled rows) + (1 - alpha) * T^2 * KL`` plus, when their weights are > 0,
+TinyBERT's layer-wise terms (hidden-state MSE through a learned projection, attention KL):
+see :mod:`distillery.distill`. Models train on ``teacher.device``.
 
 Deps: ``--data``, ``--arch`` (NAS result), ``--teacher`` (merged LoRA teacher).
 Params: ``teacher.max_length``, ``task.metric``, ``distill.*``.
@@ -22,6 +24,7 @@ import numpy as np
 
 from distillery import curves, distill, evaluate, families, models, training
 from distillery.data import Split, load_prepared
+from distillery.device import resolve_device
 from distillery.io import (
     Timer,
     atomic_path,
@@ -43,17 +46,23 @@ def main(argv: list[str] | None = None) -> None:
     metric = load_section(args.params, "task", TaskParams).metric
     genome = read_json(args.arch)["genome"]
     seed_everything(p.seed)
-    splits, _ = load_prepared(args.data)
+    splits, names = load_prepared(args.data)
     train, transfer, val, dev = (splits[s] for s in ("train", "transfer", "val", "eval"))
+    base_spec = models.student_base(p.student_init, p.student_model, args.teacher)
     teacher = models.load_classifier(args.teacher)
-    tok = models.load_tokenizer(args.teacher)
+    t_tok = models.load_tokenizer(args.teacher)
+    base, tok = (teacher, t_tok) if base_spec == args.teacher else \
+        (models.load_classifier(base_spec, names), models.load_tokenizer(base_spec))
+    init = p.student_init != "random"
+    device = resolve_device(tp.device)
+    teacher.to(device)
     pairs = None if train.pairs is None else train.pairs + (transfer.pairs or [])
     corpus = Split(train.texts + transfer.texts, train.labels + transfer.labels, pairs)
     with Timer() as timer:
-        t_logits = evaluate.predict_logits(teacher, corpus, tok, tp.max_length, 128,
+        t_logits = evaluate.predict_logits(teacher, corpus, t_tok, tp.max_length, 128,
                                            desc="teacher logits")
-        student = families.build_student(genome, teacher, init=p.init_from_teacher)
-        if p.init_from_teacher and genome["hidden_size"] == teacher.config.hidden_size:
+        student = families.build_student(genome, base, init=init).to(device)
+        if init and genome["hidden_size"] == base.config.hidden_size:
             models.freeze_word_embeddings(student)
         cfg = training.TrainConfig(lr=p.lr, batch_size=p.batch_size, max_length=tp.max_length,
                                    epochs=p.epochs, seed=p.seed)
@@ -66,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
                                     on_step=curve)
         student.set_attn_implementation(impl)  # attention KD switched it to eager
     s_dev = evaluate.predict_logits(student, dev, tok, tp.max_length)
-    t_dev = evaluate.predict_logits(teacher, dev, tok, tp.max_length)
+    t_dev = evaluate.predict_logits(teacher, dev, t_tok, tp.max_length)
     with atomic_path(args.out) as tmp:
         student.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
@@ -79,9 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         "eval_agreement_with_teacher": float((s_dev.argmax(-1) == t_dev.argmax(-1)).mean()),
         "student_n_params": models.count_params(student),
         "teacher_n_params": models.count_params(teacher),
-        "alpha": p.alpha, "hidden_weight": p.hidden_weight,
+        "alpha": p.alpha, "hidden_weight": p.hidden_weight, "student_init": p.student_init,
         "attention_weight": p.attention_weight,
-        "transfer_examples": len(corpus), "steps": len(losses),
+        "device": str(device), "transfer_examples": len(corpus), "steps": len(losses),
         "final_loss": float(np.mean(losses[-50:])), "duration_s": round(timer.seconds, 2),
     })
     logger.info("student eval %s (teacher %s)", s_scores, t_scores)

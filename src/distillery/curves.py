@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,13 @@ class Curve:
         total_steps: steps of the run (the last one is always evaluated).
         n_evals: validation points over the run (besides step 0 if ``eval_start``).
         log_every: steps per point of the loss curve (mean over the window).
+        scorer: ``scorer(model) -> score`` instead of :func:`distillery.evaluate.evaluate`
+            (e.g. a causal LM scored through its prompt).
     """
 
     def __init__(self, directory: str | Path, val: Any, tokenizer: Any, max_length: int,
-                 metric: str, total_steps: int, n_evals: int = 8, log_every: int = 10) -> None:
+                 metric: str, total_steps: int, n_evals: int = 8, log_every: int = 10,
+                 scorer: Callable[[torch.nn.Module], float] | None = None) -> None:
         from dvclive import Live
 
         self.val, self.tokenizer, self.max_length, self.metric = val, tokenizer, max_length, metric
@@ -43,6 +47,7 @@ class Curve:
         self._window: list[float] = []
         self.live = Live(str(directory), save_dvc_exp=False, dvcyaml=None)
         self.last_score: float | None = None
+        self.scorer = scorer
 
     def __call__(self, step: int, loss: float, model: torch.nn.Module) -> None:
         from distillery import evaluate
@@ -53,8 +58,8 @@ class Curve:
             self.live.log_metric("train/loss", sum(self._window) / len(self._window))
             self._window = []
         if self.val is not None and (step % self.eval_every == 0 or step == self.total):
-            self.last_score = evaluate.evaluate(model, self.val, self.tokenizer,
-                                                self.max_length, self.metric)
+            self.last_score = self.scorer(model) if self.scorer is not None else \
+                evaluate.evaluate(model, self.val, self.tokenizer, self.max_length, self.metric)
             self.live.log_metric("val/score", self.last_score)
 
     def close(self) -> None:

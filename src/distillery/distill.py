@@ -164,7 +164,8 @@ class DistillLoss(torch.nn.Module):
 
     def forward(self, outputs: Any, labels: torch.Tensor, idx: list[int],
                 enc: dict[str, torch.Tensor]) -> torch.Tensor:
-        loss = kd_loss(outputs.logits, self.table[idx], labels, self.alpha, self.temperature)
+        targets = self.table[idx].to(outputs.logits.device)
+        loss = kd_loss(outputs.logits.float(), targets, labels, self.alpha, self.temperature)
         if not self.model_kwargs:
             return loss
         with torch.no_grad():

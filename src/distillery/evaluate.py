@@ -16,6 +16,7 @@ from sklearn.metrics import f1_score, precision_recall_fscore_support
 from tqdm.auto import tqdm
 
 from distillery.data import Split, batches
+from distillery.device import autocast, model_device
 
 logger = logging.getLogger(__name__)
 
@@ -33,14 +34,14 @@ def predict_logits(
 ) -> np.ndarray:
     """Logits ``(N, num_labels)`` of ``model`` on ``split``, in the split's order."""
     model.eval()
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
+    device = model_device(model)
     out = np.zeros((len(split), model.config.num_labels), dtype=np.float32)
     it = batches(split, tokenizer, batch_size, max_length, sort_by_length=True)
     total = -(-len(split) // batch_size)
     for enc, _, idx in tqdm(it, total=total, desc=desc, disable=desc is None, leave=False):
         enc = {k: v.to(device) for k, v in enc.items()}
-        out[idx] = model(**enc).logits.float().cpu().numpy()  # (B, C)
+        with autocast(device):
+            out[idx] = model(**enc).logits.float().cpu().numpy()  # (B, C)
     return out
 
 

@@ -68,10 +68,12 @@ def fine_tune(tp, p, hp: LoraHyper, train, epochs: float, tok, names: list[str],
     """LoRA-fine-tune a fresh copy of the teacher ``tp.model``; return the unmerged peft
     model. ``on_step`` (e.g. a :class:`distillery.curves.Curve`) sees every step."""
     from distillery import lora, models, training
+    from distillery.device import resolve_device
     from distillery.io import seed_everything
 
     seed_everything(p.seed)
     model = lora.apply_lora(models.load_classifier(tp.model, names), hp, p.target_modules)
+    model.to(resolve_device(tp.device))
     cfg = training.TrainConfig(lr=hp.lr, batch_size=p.batch_size, max_length=tp.max_length,
                                epochs=epochs, weight_decay=hp.weight_decay, seed=p.seed)
     training.train(model, train, tok, cfg, desc=f"lora r={hp.rank}", on_step=on_step)

@@ -1,7 +1,9 @@
 """The one model-loading path: teachers and saved students, tokenizers, genomes, sizes.
 
 Any encoder family of :mod:`distillery.families` loads here as a sequence classifier with the
-task's labels; students are built there (same class, vocabulary and tokenizer as the teacher).
+task's labels; students are built there (same class, vocabulary and tokenizer as the model
+they start from). A causal-LM teacher fine-tuned by the pipeline is saved in its classifier
+form (:mod:`distillery.llm.classifier`) and loads here too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from transformers import (
     AutoTokenizer,
     PretrainedConfig,
     PreTrainedModel,
+    PreTrainedTokenizerFast,
 )
 
 from distillery import families
@@ -28,8 +31,20 @@ from distillery.pruning import structured
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GENES", "check_teacher", "count_params", "dir_size_mb", "freeze_word_embeddings",
-           "load_classifier", "load_tokenizer", "repair_genome", "resolve_model_path"]
+__all__ = ["GENES", "PROMPT_ATTR", "check_teacher", "count_params", "dir_size_mb",
+           "freeze_word_embeddings", "is_prompted", "load_classifier", "load_tokenizer",
+           "repair_genome", "resolve_model_path", "student_base"]
+
+PROMPT_ATTR = "distillery_prompt"
+"""Config attribute holding the prompt of a causal-LM classifier (template, verbalizers, labels;
+:mod:`distillery.llm`)."""
+
+
+def is_prompted(config: PretrainedConfig) -> bool:
+    """A causal-LM teacher in its classifier form (:mod:`distillery.llm.classifier`): a decoder
+    ``*ForSequenceClassification`` whose tokenizer wraps every text in its prompt."""
+    return getattr(config, PROMPT_ATTR, None) is not None and not any(
+        a.endswith(("ForCausalLM", "LMHeadModel")) for a in (config.architectures or []))
 
 
 def resolve_model_path(spec: str) -> str:
@@ -59,8 +74,16 @@ def resolve_model_path(spec: str) -> str:
 
 
 def load_tokenizer(spec: str):
-    """Load the (fast) tokenizer of ``spec``."""
-    return AutoTokenizer.from_pretrained(resolve_model_path(spec))
+    """Load the (fast) tokenizer of ``spec``.
+
+    The tokenizer of a causal-LM teacher in classifier form loads as the generic fast
+    tokenizer of its ``tokenizer.json``: the class of its model type (e.g. ``Qwen2Tokenizer``)
+    would rebuild the pre-tokenizer and lose the prompt's tokenisation."""
+    path = resolve_model_path(spec)
+    config = Path(path) / "config.json"
+    if config.is_file() and PROMPT_ATTR in json.loads(config.read_text()):
+        return PreTrainedTokenizerFast.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(path)
 
 
 def check_teacher(spec: str) -> str:
@@ -105,7 +128,8 @@ def load_classifier(spec: str, labels: list[str] | None = None) -> PreTrainedMod
         return _load_pruned(path, config, labels)
     model = AutoModelForSequenceClassification.from_pretrained(
         path, trust_remote_code=False, **kwargs)
-    families.get(model)
+    if not is_prompted(model.config):
+        families.get(model)
     return model
 
 
@@ -150,6 +174,25 @@ def repair_genome(genome: dict[str, int], space: dict[str, list[int]]) -> dict[s
             heads_ok, key=lambda a: (abs(a - g["num_attention_heads"]), a)
         )
     return g
+
+
+def student_base(student_init: str, student_model: str, teacher: str) -> str:
+    """What students are built from (family, tokenizer, and weights unless ``random``): the
+    fine-tuned ``teacher`` for ``distill.student_init: teacher``, else ``student_model``.
+
+    Raises:
+        UserError: ``teacher`` is a causal LM and ``student_init`` is ``teacher``.
+    """
+    if student_init != "teacher":
+        return student_model
+    config = AutoConfig.from_pretrained(resolve_model_path(teacher), trust_remote_code=False)
+    if is_prompted(config):
+        from distillery.io import UserError
+
+        raise UserError("distill.student_init: got 'teacher', but the teacher is a causal LM "
+                        f"({config.model_type}); use 'pretrained' (distill.student_model) or "
+                        "'random'")
+    return teacher
 
 
 def freeze_word_embeddings(model: PreTrainedModel) -> None:

@@ -76,7 +76,12 @@ def export(
             Runtime's transformer optimizer fuses into ``Attention`` ops (the ``fused``
             recipes of :mod:`distillery.quantize`). The model's own setting is restored
             afterwards; families without transformers' attention interface export as is.
+            Ignored for a causal-LM teacher in classifier form: its mask must stay causal.
     """
+    from distillery.models import is_prompted
+
+    if hasattr(model, "config") and is_prompted(model.config):
+        eager_attention = False
     input_names = list(input_names)
     allowed = list(INPUTS) + list(OPTIONAL_INPUTS)
     if input_names != allowed[: len(input_names)] or len(input_names) < len(INPUTS):

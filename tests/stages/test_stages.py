@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from transformers import GPT2Config
+from transformers import T5Config
 
 from distillery import onnx_export
 
@@ -282,13 +282,13 @@ def test_user_error_ends_with_the_message_alone(stage_dir):
 
 
 def test_unsupported_teacher_family_stops_before_compute(stage_dir, tmp_path):
-    """A decoder-only teacher is refused with the list of supported families."""
-    folder = tmp_path / "gpt2"
-    GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50).save_pretrained(folder)
+    """An encoder-decoder teacher is refused with the supported encoders and decoders."""
+    folder = tmp_path / "t5"
+    T5Config(d_model=16, num_layers=1, num_heads=2, vocab_size=50).save_pretrained(folder)
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["teacher"]["model"] = str(folder)
     Path("params.yaml").write_text(yaml.safe_dump(params))
-    with pytest.raises(ValueError, match="gpt2.*supported.*bert.*roberta"):
+    with pytest.raises(ValueError, match="'t5'.*supported encoder.*bert.*causal LM.*llama"):
         load_stage("hpo").main(["--data", "missing", "--trials", "j", "--out", "o",
                                 "--history", "h", "--png", "p", "--metrics", "m.json",
                                 "--curves", "c"])

@@ -19,13 +19,13 @@ from tokenizers import Tokenizer, normalizers, pre_tokenizers
 from tokenizers import models as tok_models
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2ForCausalLM
 
+from distillery import device
 from distillery.data import Split
 from distillery.io import UserError
 from distillery.llm import (
     Prompt,
     archs,
     class_log_scores,
-    device,
     finetune,
     loading,
     scoring,
@@ -377,7 +377,8 @@ def test_resolve_source_unknown_bare_name():
 @pytest.mark.parametrize(("kind", "options", "match"), [
     ("causal", {"distill.hidden_weight": 1.0}, "distill.hidden_weight: got 1.0, but the "
                                                "teacher is a causal model"),
-    ("causal", {"nas.init_from_teacher": True}, "nas.init_from_teacher: .* encoder teachers"),
+    ("causal", {"distill.student_init": True}, "distill.student_init: .* encoder teachers"),
+    ("encoder", {"teacher.num_fewshot": 2}, "teacher.num_fewshot: .* causal-LM teachers only"),
     ("encoder", {"teacher.prompt": "{text}"}, "teacher.prompt: .* causal-LM teachers only"),
 ])
 def test_options_of_the_other_kind_are_errors(kind, options, match):
@@ -388,7 +389,7 @@ def test_options_of_the_other_kind_are_errors(kind, options, match):
 
 def test_options_left_unset_are_fine():
     assert loading.option_problems("causal", {"distill.hidden_weight": 0.0,
-                                              "nas.init_from_teacher": False,
+                                              "distill.student_init": False,
                                               "teacher.prompt": "{text}"}) == []
     assert loading.option_problems("encoder", {"teacher.verbalizers": None,
                                                "distill.attention_weight": 1.0}) == []

@@ -7,15 +7,15 @@ Modules: :mod:`~distillery.llm.archs` (which configs are decoders, LoRA targets)
 :mod:`~distillery.llm.loading` (resolution and loading, options by teacher kind),
 :mod:`~distillery.llm.prompt` (template, verbalizers, the tokenisation path),
 :mod:`~distillery.llm.scoring` (class log-scores), :mod:`~distillery.llm.finetune` (LoRA,
-save / load), :mod:`~distillery.llm.device` (device and autocast),
+save / load), :mod:`~distillery.device` (device and autocast),
 :mod:`~distillery.llm.evaluation` (lm-eval accuracy, generic vs specialised),
 :mod:`~distillery.llm.perplexity` (lm-eval perplexity on a reference text),
 :mod:`~distillery.llm.hflm` (lm-eval's ``HFLM`` around an in-memory model),
 :mod:`~distillery.llm.targets` (cached teacher scores for distillation).
 """
 
+from distillery.device import autocast_dtype, resolve_device
 from distillery.llm.archs import is_causal, kind_of, lora_targets
-from distillery.llm.device import autocast_dtype, resolve_device
 from distillery.llm.evaluation import (
     generic_vs_specialised,
     lm_eval_accuracy,

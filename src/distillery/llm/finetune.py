@@ -27,19 +27,18 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from distillery.data import Split
+from distillery.device import autocast, grad_scaler, model_device
 from distillery.io import UserError, atomic_path, seed_everything
 from distillery.llm import archs
-from distillery.llm.device import autocast, grad_scaler, model_device
 from distillery.llm.loading import load_causal_lm
 from distillery.llm.prompt import Prompt, Request, encode_requests
 from distillery.llm.scoring import left_pad
 from distillery.lora import LoraHyper
+from distillery.models import PROMPT_ATTR
 from distillery.training import StepHook, TrainConfig
 
 logger = logging.getLogger(__name__)
 
-PROMPT_ATTR = "distillery_prompt"
-"""Config attribute of a saved causal classifier holding :meth:`Prompt.to_dict`."""
 IGNORE = -100
 """Label of positions that carry no loss (prompt and padding)."""
 

@@ -7,7 +7,7 @@ import copy
 
 import torch
 
-from distillery.llm.device import autocast_dtype, model_device
+from distillery.device import autocast_dtype, model_device
 
 
 def hf_lm(model, tokenizer, batch_size: int = 16, max_length: int | None = None,
@@ -16,7 +16,7 @@ def hf_lm(model, tokenizer, batch_size: int = 16, max_length: int | None = None,
     reload).
 
     The tokenizer is copied (``HFLM`` gives it a pad token); ``HFLM`` puts the model in eval
-    mode. On a GPU the forwards run under the autocast dtype of :mod:`distillery.llm.device`
+    mode. On a GPU the forwards run under the autocast dtype of :mod:`distillery.device`
     with a float32 softmax, as :func:`~distillery.llm.scoring.class_log_scores` does; on the
     CPU in fp32.
 

@@ -176,14 +176,15 @@ def _detach_gguf_quantizer(model: PreTrainedModel) -> None:
 ENCODER_ONLY: dict[str, str] = {
     "distill.hidden_weight": "layer-wise hidden-state KD needs a teacher of the student's family",
     "distill.attention_weight": "attention KD needs a teacher of the student's family",
-    "distill.init_from_teacher": "a student cannot copy the weights of a decoder teacher",
-    "nas.init_from_teacher": "a student cannot copy the weights of a decoder teacher",
+    "distill.student_init": "a student cannot start from a decoder teacher; use 'pretrained' "
+                            "(distill.student_model) or 'random'",
 }
 """Params keys that only make sense for an encoder teacher, and why."""
 
 CAUSAL_ONLY: dict[str, str] = {
     "teacher.prompt": "an encoder classifies with its head, not with a prompt",
     "teacher.verbalizers": "an encoder classifies with its head, not with verbalizers",
+    "teacher.num_fewshot": "few-shot scores are for prompted causal LMs",
 }
 """Params keys that only make sense for a causal-LM teacher, and why."""
 

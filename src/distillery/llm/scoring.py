@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from distillery.data import Split
-from distillery.llm.device import autocast, model_device
+from distillery.device import autocast, model_device
 from distillery.llm.prompt import Prompt, Request, encode_requests
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def class_log_scores(model: torch.nn.Module, tokenizer, prompt: Prompt, split: S
     log-likelihood of the class's verbalizer tokens after the filled prompt.
 
     Their argmax is the prediction; their softmax the class distribution (e.g. a KD target).
-    Runs on the model's device, under autocast on a GPU (:mod:`distillery.llm.device`).
+    Runs on the model's device, under autocast on a GPU (:mod:`distillery.device`).
 
     Raises:
         ValueError: the split's kind (pairs or not) does not fit the prompt.

@@ -116,10 +116,15 @@ class Worker:
     data: str
     storage: str
     study: str
-    init_from: str
-    """Folder of the model students start from (and the KD teacher): the fine-tuned teacher."""
+    teacher_dir: str
+    """Folder of the fine-tuned teacher (the KD proxy's teacher)."""
     kd: tuple[float, float] = (0.5, 2.0)
     """(alpha, temperature) of the KD proxy, the same as the final distillation."""
+    base: str | None = None
+    """The model candidates are built from (family, tokenizer, weights where shapes allow;
+    :func:`distillery.models.student_base`); None: the teacher."""
+    init: bool = True
+    """False: ``distill.student_init: random`` (no candidate copies weights)."""
 
     def __call__(self, worker: int) -> None:
         import dataclasses
@@ -128,6 +133,7 @@ class Worker:
 
         from distillery import evaluate, models
         from distillery.data import load_prepared
+        from distillery.device import resolve_device
         from distillery.io import setup_logging
         from distillery.search import runner
 
@@ -136,19 +142,25 @@ class Worker:
             setup_logging()
             torch.set_num_threads(runner.worker_threads(p.workers))
         splits, names = load_prepared(self.data)
-        teacher = models.load_classifier(self.init_from, names)
-        tok = models.load_tokenizer(self.init_from)
+        device = resolve_device(tp.device)
+        base_spec = self.base or self.teacher_dir
+        base = models.load_classifier(base_spec, names)
+        tok = models.load_tokenizer(base_spec)
         logits = None
         if p.proxy == "kd":
-            logits = evaluate.predict_logits(teacher, splits["train"], tok, tp.max_length, 128,
-                                             desc="teacher logits")
+            teacher, t_tok = (base, tok) if base_spec == self.teacher_dir else (
+                models.load_classifier(self.teacher_dir), models.load_tokenizer(self.teacher_dir))
+            logits = evaluate.predict_logits(teacher.to(device), splits["train"], t_tok,
+                                             tp.max_length, 128, desc="teacher logits")
+            teacher.cpu()
         task = ProxyTask(
-            teacher=teacher, tokenizer=tok, train=splits["train"],
+            teacher=base, tokenizer=tok, train=splits["train"],
             kd_logits=logits, kd_alpha=self.kd[0], kd_temperature=self.kd[1],
             val=splits["val"], max_length=tp.max_length, steps=p.proxy_steps,
-            batch_size=p.batch_size, lr=p.lr, init_from_teacher=p.init_from_teacher,
+            batch_size=p.batch_size, lr=p.lr, init_from_teacher=p.init_from_teacher and self.init,
             params_penalty=p.params_penalty, latency_penalty=p.latency_penalty,
             latency_repeats=p.latency_repeats, metric=self.metric, seed=p.seed,
+            device=str(device),
         )
         study = runner.load(self.storage, self.study, directions(p.strategy))
         search(dataclasses.asdict(p.search_space), task, p.strategy, p.population,

@@ -40,6 +40,8 @@ class ProxyTask:
     instead of plain cross-entropy."""
     kd_alpha: float = 0.5
     kd_temperature: float = 2.0
+    device: str = "cpu"
+    """Where candidates train and are timed (``teacher.device`` resolved)."""
 
     def __call__(self, genome: Genome) -> tuple[float, dict[str, Any]]:
         from distillery import bench, distill, evaluate, families, models, training
@@ -48,6 +50,7 @@ class ProxyTask:
 
         seed_everything(self.seed)
         student = families.build_student(genome, self.teacher, init=self.init_from_teacher)
+        student.to(self.device)
         # The proxy ranks encoder shapes: the word-embedding table stays frozen (teacher
         # init or random), which also removes the costliest optimizer update of a step.
         models.freeze_word_embeddings(student)

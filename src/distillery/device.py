@@ -1,4 +1,5 @@
-"""Where a causal-LM teacher runs, and in which precision.
+"""Where models train and run (``teacher.device``), and in which precision: one code path for
+every stage (encoder training, NAS proxies, KD, causal-LM LoRA, inference, benchmark).
 
 ``device: auto`` takes the GPU when torch sees one and the CPU otherwise; asking for ``cuda``
 on a machine without one is a user error, not a silent fallback. On a GPU the forward passes
