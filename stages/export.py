@@ -23,7 +23,9 @@ file                                variant
                                     read ``export.vocab_unseen``: nearest kept token or unk)
 ==================================  ======================================================
 
-Every file is checked against its PyTorch source on the eval set (fp32 tolerances for fp32,
+A causal-LM teacher (classifier form) is exported in fp32 only (:data:`DECODER_INT8`; the
+metrics list what was skipped and why). Every file is checked against its PyTorch source on
+the eval set (fp32 tolerances for fp32,
 ``int8_*`` tolerances for int8 and fp16); past them the stage fails and writes nothing. Label
 names, inputs, tokenisation settings, the variant name, precision, recipe and parameter count go
 into each file's metadata.
@@ -48,6 +50,12 @@ from distillery.io import Timer, atomic_path, run_main, stage_args, write_json
 from distillery.params import ExportParams, TeacherParams, load_section
 
 logger = logging.getLogger("stages.export")
+
+
+DECODER_INT8 = ("a causal-LM teacher is exported in fp32 only: ONNX Runtime's int8 recipes "
+                "quantise its activations per tensor, and decoder activations have outliers "
+                "(SmolLM2-135M: 69-75% agreement with fp32 on 64 SST-2 dev sentences)")
+"""Why a causal-LM teacher gets no int8 file."""
 
 
 @dataclass
@@ -127,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     pair = dev.pairs is not None
     metrics: dict[str, float | int | str] = {}
     problems: list[str] = []
+    skipped: dict[str, str] = {}
     with Timer() as timer, atomic_path(args.out) as out:
         out.mkdir()
         tok = models.load_tokenizer(args.student)
@@ -154,8 +163,9 @@ def main(argv: list[str] | None = None) -> None:
         for v in variants(p.int8_recipe):
             model = torch_models[v.source]
             recipe = v.recipe
-            if models.is_prompted(model.config) and recipe not in (None, "dynamic", "fp16"):
-                recipe = "dynamic"  # the transformer optimizer's fusions are for encoders
+            if models.is_prompted(model.config) and recipe is not None:
+                skipped[v.file] = DECODER_INT8
+                continue
             src_inputs = inputs_of.get(v.source, inputs)
             meta = {**metadata(model, src_inputs, tp.max_length, pair), "variant": v.variant,
                     "precision": v.precision, "recipe": recipe or "none"}
@@ -174,6 +184,8 @@ def main(argv: list[str] | None = None) -> None:
                         if isinstance(val, int | float)}
         (out / "student_pruned_vocab.onnx").unlink()  # only its int8 form is a variant
         for v in variants(p.int8_recipe):
+            if v.file in skipped:
+                continue
             fp32_like = v.precision == "fp32"
             tol = p.fp32_max_abs_diff if fp32_like else p.int8_max_abs_diff
             agree = p.fp32_min_agreement if fp32_like else p.int8_min_agreement
@@ -192,6 +204,7 @@ def main(argv: list[str] | None = None) -> None:
             raise RuntimeError("ONNX validation failed (export.* tolerances):\n  - "
                                + "\n  - ".join(problems))
     metrics["inputs"] = ",".join(inputs)
+    metrics["skipped"] = skipped
     metrics["duration_s"] = round(timer.seconds, 2)
     write_json(args.metrics, metrics)
 

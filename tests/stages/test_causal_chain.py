@@ -84,9 +84,11 @@ def test_causal_teacher_chain(causal_dir, tiny_teacher_dir):
                                "models/onnx", "--metrics", "m/export.json"])
     m = metrics("m/export.json")
     assert m["teacher_max_abs_diff"] < 1e-3 and m["teacher_agreement"] >= 0.99
-    meta = onnx_export.read_metadata("models/onnx/teacher_int8.onnx")
+    meta = onnx_export.read_metadata("models/onnx/teacher.onnx")
     assert json.loads(meta["inputs"]) == ["input_ids", "attention_mask"]
-    assert meta["recipe"] == "dynamic" and meta["model_type"] == "llama"
+    assert meta["model_type"] == "llama"
+    assert "teacher_int8.onnx" not in files("models/onnx")
+    assert "fp32 only" in m["skipped"]["teacher_int8.onnx"]
     load_stage("benchmark").main(["--data", "prep", "--teacher", "models/teacher", "--student",
                                   "models/student", "--onnx", "models/onnx", "--metrics",
                                   "m/benchmark.json", "--classes", "m/classes.json",
