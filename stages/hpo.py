@@ -58,9 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     if kind == "encoder":
         models.check_teacher(tp.model)
     space = hpo.search_space(p)
-    same_experiment = {**dataclasses.asdict(p), **dataclasses.asdict(tp), "metric": metric,
+    same_experiment = {**dataclasses.asdict(p), **tp.experiment(), "metric": metric,
                        "data": fingerprint(args.data)}
-    for volatile in ("n_trials", "workers", "storage", "final_epochs", "num_fewshot"):
+    for volatile in ("n_trials", "workers", "storage", "final_epochs"):
         same_experiment.pop(volatile)
     name = runner.study_name("hpo", same_experiment)
     storage = p.storage or args.trials

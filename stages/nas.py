@@ -47,10 +47,11 @@ def main(argv: list[str] | None = None) -> None:
     base = models.student_base(d.student_init, d.student_model, args.teacher)
     models.check_teacher(base)
     kd = (d.alpha, d.temperature)
-    same_experiment = {**dataclasses.asdict(p), **dataclasses.asdict(tp), "metric": metric,
+    same_experiment = {**dataclasses.asdict(p), **tp.experiment(), "metric": metric,
                        "data": fingerprint(args.data), "teacher": fingerprint(args.teacher),
-                       "kd": kd if p.proxy == "kd" else None,
-                       "student_init": d.student_init, "student_model": base}
+                       "kd": kd if p.proxy == "kd" else None}
+    if d.student_init != "teacher":
+        same_experiment |= {"student_init": d.student_init, "student_model": base}
     for volatile in ("generations", "workers", "storage", "max_params", "max_latency_ms"):
         same_experiment.pop(volatile)
     name = runner.study_name("nas", same_experiment)

@@ -233,6 +233,15 @@ class TeacherParams:
     """Where models train and run: auto (cuda when torch sees one) | cpu | cuda | cuda:<i>;
     mixed precision (bf16, else fp16) on a GPU."""
 
+    def experiment(self) -> dict[str, Any]:
+        """The keys that change what a search trial computes, for the name of its study:
+        ``device`` and ``num_fewshot`` do not, and unset causal-LM keys are left out (so an
+        encoder study keeps its name, and its journal, as keys are added)."""
+        out = {"model": self.model, "max_length": self.max_length}
+        out |= {k: v for k, v in (("prompt", self.prompt), ("verbalizers", self.verbalizers))
+                if v is not None}
+        return out
+
     def check(self) -> list[str]:
         out = _positive(self, "max_length") + ([] if self.model else ["model: must not be empty"])
         if self.num_fewshot < 0:

@@ -177,6 +177,34 @@ def _headline(bench: dict[str, Any], p: ReportParams, metric: str,
     return [" ".join(out), ""]
 
 
+def _generic_vs_specialised(hpo: dict[str, Any]) -> list[str]:
+    """A causal-LM teacher before and after LoRA: task accuracy through lm-eval and the
+    perplexity of a general reference text (empty for an encoder teacher)."""
+    if "base_zero_shot_acc" not in hpo:
+        return []
+    k = hpo["few_shot_k"]
+    rows = [("base, zero-shot", hpo["base_zero_shot_acc"], hpo["base_word_perplexity"],
+             hpo["base_bits_per_byte"])]
+    if k:
+        rows.append((f"base, {k}-shot", hpo["base_few_shot_acc"], None, None))
+    rows.append(("LoRA-specialised, zero-shot", hpo["specialised_acc"],
+                 hpo["specialised_word_perplexity"], hpo["specialised_bits_per_byte"]))
+    lines = ["## Teacher: generic vs specialised", "",
+             f"`{hpo.get('teacher_prompt', '')!r}` with verbalizers "
+             f"`{hpo.get('teacher_verbalizers', '')}`; accuracy by lm-eval on the eval split, "
+             "perplexity by lm-eval on a reference text (scikit-learn's dataset descriptions).",
+             "", "| teacher | lm-eval accuracy | word perplexity | bits per byte |",
+             "|---|---:|---:|---:|"]
+    for name, acc, ppl, bpb in rows:
+        cells = ["" if v is None else f"{v:.4f}" if v < 10 else f"{v:.1f}" for v in (ppl, bpb)]
+        lines.append(f"| {name} | {acc:.4f} | {cells[0]} | {cells[1]} |")
+    lines += ["", f"The pipeline's teacher (classifier form, same prompt) scores "
+              f"{hpo['teacher_eval_accuracy']:.4f} accuracy on the eval split; "
+              f"{100 * hpo['form_token_match']:.0f}% of the probe texts tokenise as lm-eval "
+              "tokenises them.", ""]
+    return lines
+
+
 def markdown(bench: dict[str, Any], stage_metrics: dict[str, dict[str, Any]],
              p: ReportParams, metric: str = "accuracy",
              classes: dict[str, Any] | None = None, recommended: str | None = None) -> str:
@@ -209,6 +237,9 @@ def markdown(bench: dict[str, Any], stage_metrics: dict[str, dict[str, Any]],
         op = ">=" if t.higher_is_better else "<="
         value = "n/a" if t.measured is None else f"{t.measured:.3f}"
         lines.append(f"| {t.name} | {value} | {op} {t.required} | {'yes' if t.met else 'NO'} |")
+    teacher = _generic_vs_specialised(stage_metrics.get("hpo", {}))
+    if teacher:
+        lines += ["", *teacher[:-1]]
     if classes:
         lines += ["", "## Per class (eval split)", "", *_classes(classes)]
     lines += ["", "## Stage durations", "", "| stage | seconds (compute, without start-up) |",

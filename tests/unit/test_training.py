@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from transformers import BertForSequenceClassification
@@ -132,3 +133,24 @@ def test_step_hook_sees_every_step_and_loss_parameters_train(tiny_model, tiny_to
     assert [c[0] for c in calls] == [1, 2, 3] and [c[1] for c in calls] == losses
     assert all(c[2] for c in calls)  # the model is in training mode while it trains
     assert loss_fn.scale.item() != 1.0
+
+
+@pytest.mark.gpu
+def test_training_and_inference_follow_the_model_to_cuda(tiny_model, tiny_tokenizer):
+    """The one training loop and inference on a GPU: batches follow the model, autocast runs
+    the forward in bf16 / fp16, KD targets move with the logits."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device (torch.cuda.is_available() is False)")
+    from distillery import distill, evaluate
+    from distillery.device import resolve_device
+
+    split = make_sentences(24, seed=4)
+    cpu = evaluate.predict_logits(tiny_model, split, tiny_tokenizer, 16)
+    model = tiny_model.to(resolve_device("cuda"))
+    np.testing.assert_allclose(evaluate.predict_logits(model, split, tiny_tokenizer, 16), cpu,
+                               atol=0.05)
+    loss = distill.kd_loss_fn(cpu, 0.5, 2.0)
+    losses = training.train(model, split, tiny_tokenizer,
+                            training.TrainConfig(lr=1e-3, batch_size=8, max_length=16, steps=3),
+                            loss, desc=None)
+    assert len(losses) == 3 and all(np.isfinite(losses))
