@@ -185,7 +185,7 @@ def test_loglikelihoods_are_class_log_probabilities(pair_lm, pairs, tiny_tokeniz
 
 
 @pytest.mark.parametrize(("context", "continuation", "match"), [
-    ("Text 1: not in the data\nText 2: no\nLabel:", " contra", "no example of .* renders"),
+    ("not in the data\nQuestion: no\nAnswer:", " contra", "no example of .* renders"),
     (None, " yes", "continuation ' yes' is none of the task's verbalizers"),
 ], ids=["unknown-context", "unknown-continuation"])
 def test_requests_the_task_does_not_make(pair_lm, pairs, context, continuation, match):

@@ -27,6 +27,7 @@ from typing import Any
 from distillery.io import UserError
 from distillery.lmeval.task import (
     TaskSpec,
+    default_prompt,
     default_verbalizers,
     prompt_problems,
     verbalizer_problems,
@@ -34,8 +35,6 @@ from distillery.lmeval.task import (
 
 PROMPT_KEY = "teacher.prompt"
 VERBALIZERS_KEY = "teacher.verbalizers"
-DEFAULT_TEMPLATE = "Review: {text}\nSentiment:"
-DEFAULT_PAIR_TEMPLATE = "{text}\nQuestion: {text_pair}\nAnswer:"
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ class Prompt:
         Raises:
             UserError: every problem at once, each naming its params key.
         """
-        template = template or (DEFAULT_PAIR_TEMPLATE if pair else DEFAULT_TEMPLATE)
+        template = template or default_prompt(pair)
         verbs = tuple(verbalizers if verbalizers is not None else default_verbalizers(labels))
         problems = (prompt_problems(template, pair, PROMPT_KEY)
                     + verbalizer_problems(verbs, labels, VERBALIZERS_KEY))

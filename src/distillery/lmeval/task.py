@@ -29,21 +29,22 @@ from distillery.io import UserError, atomic_path
 
 FIELDS = ("text", "text_pair")
 """Placeholders a prompt may use: the columns of a prepared jsonl."""
-DEFAULT_PROMPT = "Text: {text}\nLabel:"
-DEFAULT_PAIR_PROMPT = "Text 1: {text}\nText 2: {text_pair}\nLabel:"
+DEFAULT_PROMPT = "Review: {text}\nSentiment:"
+DEFAULT_PAIR_PROMPT = "{text}\nQuestion: {text_pair}\nAnswer:"
 SPEC_SUFFIX = ".json"
 """The spec is stored next to ``<name>.yaml`` as ``<name>.json``."""
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def default_prompt(pair: bool) -> str:
-    """The prompt used when none is given (its wording does not change a classifier's score)."""
+    """The prompt used when none is given, by the lm-eval CLI and by causal-LM teachers
+    (``teacher.prompt: null``); its wording does not change a classifier's score."""
     return DEFAULT_PAIR_PROMPT if pair else DEFAULT_PROMPT
 
 
 def default_verbalizers(labels: Sequence[str]) -> list[str]:
     """One verbalizer per label: the label name after a space (``" negative"``), the
-    continuation a language model would write after ``"Label:"``."""
+    continuation a language model would write after ``"Sentiment:"``."""
     return [f" {name}" for name in labels]
 
 
