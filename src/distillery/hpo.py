@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +93,9 @@ def final_steps(p, n_train: int) -> int:
 @dataclass
 class Trials:
     """One HPO worker: opens the study and runs LoRA trials until it is full. Picklable
-    (params dataclasses and paths only), so :func:`runner.run_workers` can spawn it."""
+    (params dataclasses and paths only), so :func:`runner.run_workers` can spawn it.
+    Subclasses change only :meth:`objective` (e.g. a causal-LM teacher scored by lm-eval,
+    :class:`distillery.llm.teacher.CausalTrials`)."""
 
     teacher: Any  # TeacherParams
     hpo: Any  # HpoParams
@@ -100,32 +104,41 @@ class Trials:
     storage: str
     study: str
 
+    def objective(self, splits: dict[str, Any], names: list[str], trial_train: Any,
+                  stack: ExitStack) -> Callable[[dict[str, Any]], float]:
+        """``objective(params) -> score`` of one trial (resources it holds go on ``stack``)."""
+        from distillery import evaluate, models
+
+        p, tp = self.hpo, self.teacher
+        tok = models.load_tokenizer(tp.model)
+
+        def score(params: dict[str, Any]) -> float:
+            model = fine_tune(tp, p, hyper(params), trial_train, p.trial_epochs, tok, names)
+            return evaluate.evaluate(model, splits["val"], tok, tp.max_length, self.metric)
+
+        return score
+
     def __call__(self, worker: int) -> None:
         import torch
 
-        from distillery import evaluate, models
         from distillery.data import load_prepared
         from distillery.io import setup_logging
         from distillery.search import runner
 
-        p, tp = self.hpo, self.teacher
+        p = self.hpo
         if p.workers > 1:
             setup_logging()
             torch.set_num_threads(runner.worker_threads(p.workers))
         splits, names = load_prepared(self.data)
-        train, val = splits["train"], splits["val"]
-        tok = models.load_tokenizer(tp.model)
-        trial_train = train.subset(range(min(p.trial_examples, len(train))))
+        trial_train = splits["train"].subset(range(min(p.trial_examples, len(splits["train"]))))
         space = search_space(p)
-
-        def objective(params: dict[str, Any]) -> float:
-            model = fine_tune(tp, p, hyper(params), trial_train, p.trial_epochs, tok, names)
-            return evaluate.evaluate(model, val, tok, tp.max_length, self.metric)
-
-        study, _ = runner.open_study(self.storage, self.study, p.sampler, space,
-                                     p.seed + worker, p.n_initial)
-        runner.optimize(study, space, objective, p.n_trials,
-                        desc=f"hpo {p.sampler}" + (f" worker {worker}" if p.workers > 1 else ""))
+        with ExitStack() as stack:
+            objective = self.objective(splits, names, trial_train, stack)
+            study, _ = runner.open_study(self.storage, self.study, p.sampler, space,
+                                         p.seed + worker, p.n_initial)
+            runner.optimize(study, space, objective, p.n_trials,
+                            desc=f"hpo {p.sampler}" + (f" worker {worker}" if p.workers > 1
+                                                       else ""))
 
 
 def search_space(p) -> Space:

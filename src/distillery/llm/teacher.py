@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from distillery.data import Split
 from distillery.device import resolve_device
+from distillery.hpo import Trials
 from distillery.io import UserError
 from distillery.llm import classifier, evaluation, finetune
 from distillery.llm.loading import load_causal_lm, option_problems, teacher_kind
@@ -73,54 +75,32 @@ def lm_eval_score(model, tok, task: Path, metric: str, num_fewshot: int = 0) -> 
     return evaluation.lm_eval_accuracy(model, tok, task, num_fewshot)[SCORE_KEY[metric]]
 
 
-@dataclass
-class CausalTrials:
-    """One HPO worker for a causal-LM teacher (see :class:`distillery.hpo.Trials`)."""
+class CausalTrials(Trials):
+    """One HPO worker for a causal-LM teacher: the base model is loaded once per worker and
+    each trial's adapters are removed after it; trials are scored by lm-eval on val."""
 
-    teacher: Any  # TeacherParams
-    hpo: Any  # HpoParams
-    metric: str
-    data: str
-    storage: str
-    study: str
-
-    def __call__(self, worker: int) -> None:
-        import torch
-
+    def objective(self, splits: dict[str, Split], names: list[str], trial_train: Split,
+                  stack: ExitStack) -> Callable[[dict[str, Any]], float]:
         from distillery import hpo
-        from distillery.data import load_prepared
-        from distillery.io import setup_logging
-        from distillery.search import runner
 
         p, tp = self.hpo, self.teacher
-        if p.workers > 1:
-            setup_logging()
-            torch.set_num_threads(runner.worker_threads(p.workers))
-        splits, names = load_prepared(self.data)
-        train = splits["train"]
-        trial_train = train.subset(range(min(p.trial_examples, len(train))))
         lm, tok = load_causal_lm(tp.model, resolve_device(tp.device))
-        prompt = build_prompt(tp, names, train.pairs is not None)
+        prompt = build_prompt(tp, names, trial_train.pairs is not None)
         classifier.verbalizer_ids(tok, prompt)
-        space = hpo.search_space(p)
-        with tempfile.TemporaryDirectory(prefix="distillery-lmeval-") as folder:
-            tasks = evaluation.write_tasks(folder, prompt, self.data, split="val")
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="distillery-lmeval-"))
+        tasks = evaluation.write_tasks(folder, prompt, self.data, split="val")
 
-            def objective(params: dict[str, Any]) -> float:
-                hp = hpo.hyper(params)
-                peft_model = finetune.fine_tune(lm, tok, prompt, trial_train, hp,
-                                                lora_config(p, hp, p.trial_epochs, tp),
-                                                p.target_modules, desc=f"lora r={hp.rank}")
-                try:
-                    return lm_eval_score(peft_model, tok, tasks.classify, self.metric)
-                finally:
-                    peft_model.unload()  # the base model again, for the next trial
+        def score(params: dict[str, Any]) -> float:
+            hp = hpo.hyper(params)
+            peft_model = finetune.fine_tune(lm, tok, prompt, trial_train, hp,
+                                            lora_config(p, hp, p.trial_epochs, tp),
+                                            p.target_modules, desc=f"lora r={hp.rank}")
+            try:
+                return lm_eval_score(peft_model, tok, tasks.classify, self.metric)
+            finally:
+                peft_model.unload()  # the base model again, for the next trial
 
-            study, _ = runner.open_study(self.storage, self.study, p.sampler, space,
-                                         p.seed + worker, p.n_initial)
-            runner.optimize(study, space, objective, p.n_trials,
-                            desc=f"hpo {p.sampler}" + (f" worker {worker}" if p.workers > 1
-                                                       else ""))
+        return score
 
 
 class ValScore:
