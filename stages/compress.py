@@ -5,10 +5,10 @@ the labelled train split and physically removes the weakest (``keep_heads``,
 ``keep_neurons`` per layer): a smaller, faster dense model whose per-layer shapes go to
 ``config.distillery_pruned``. ``unstructured`` zeroes the globally smallest encoder weights
 (``sparsity``) under a mask, made permanent after recovery. The optional recovery fine-tune
-distils from the teacher on the labelled train split:
+distils from the teacher (its logits from stage ``label``) on the labelled train split:
 ``kd_alpha * CE + (1 - kd_alpha) * T^2 * KL``.
 
-Deps: ``--data``, ``--student``, ``--teacher``.
+Deps: ``--data``, ``--student``, ``--logits`` (the teacher's, stage ``label``).
 Params: ``teacher.max_length``, ``task.metric``, ``compress.*``.
 Outs: ``--out`` (pruned student, ``save_pretrained`` folder with tokenizer); ``--curves``
 (DVCLive folder: loss and validation score during recovery).
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 
-from distillery import curves, distill, evaluate, models, pruning, training
+from distillery import curves, distill, evaluate, models, pruning, teacher_logits, training
 from distillery.data import load_prepared
 from distillery.device import resolve_device
 from distillery.io import Timer, atomic_path, run_main, seed_everything, stage_args, write_json
@@ -32,7 +32,7 @@ logger = logging.getLogger("stages.compress")
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = stage_args(__doc__, ["data", "student", "teacher", "out", "metrics", "curves"], argv)
+    args = stage_args(__doc__, ["data", "student", "logits", "out", "metrics", "curves"], argv)
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "compress", CompressParams)
     metric = load_section(args.params, "task", TaskParams).metric
@@ -50,10 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         pruned_score = evaluate.evaluate(model, dev, tok, tp.max_length, metric)
         if p.recovery_steps:
             device = resolve_device(tp.device)
-            teacher = models.load_classifier(args.teacher).to(device)
-            t_logits = evaluate.predict_logits(teacher, train, models.load_tokenizer(args.teacher),
-                                               tp.max_length, 128)
-            del teacher
+            t_logits = teacher_logits.load(args.logits, "train", train)
             model.to(device)
             models.freeze_word_embeddings(model)
             cfg = training.TrainConfig(lr=p.lr, batch_size=p.batch_size,

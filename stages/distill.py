@@ -1,14 +1,15 @@
 """Stage ``distill``: train the NAS-chosen student from the fine-tuned teacher.
 
-The teacher labels the labelled train split and the unlabelled transfer split once (its
-logits are cached in memory); the student, built in the family of ``distill.student_init``'s
-model (the teacher's, or ``distill.student_model`` for a causal-LM teacher) with its tokenizer
-and initialised from it where shapes allow, then minimises
+The teacher's logits on the labelled train split and the unlabelled transfer split come from
+stage ``label`` (computed once for every stage that distils); the student, built in the
+family of ``distill.student_init``'s model (the teacher's, or ``distill.student_model`` for a
+causal-LM teacher) with its tokenizer and initialised from it where shapes allow, minimises
 ``alpha * CE(labelled rows) + (1 - alpha) * T^2 * KL`` plus, when their weights are > 0,
 TinyBERT's layer-wise terms (hidden-state MSE through a learned projection, attention KL):
 see :mod:`distillery.distill`. Models train on ``teacher.device``.
 
-Deps: ``--data``, ``--arch`` (NAS result), ``--teacher`` (merged LoRA teacher).
+Deps: ``--data``, ``--arch`` (NAS result), ``--teacher`` (merged LoRA teacher: the student's
+initialisation, and run on each batch for layer-wise KD only), ``--logits`` (stage ``label``).
 Params: ``teacher.max_length``, ``task.metric``, ``distill.*``.
 Outs: ``--out`` (student, ``save_pretrained`` folder with tokenizer and label names);
 ``--curves`` (DVCLive folder: training loss and validation score during training).
@@ -22,7 +23,7 @@ import logging
 
 import numpy as np
 
-from distillery import curves, distill, evaluate, families, models, training
+from distillery import curves, distill, evaluate, families, models, teacher_logits, training
 from distillery.data import Split, load_prepared
 from distillery.device import resolve_device
 from distillery.io import (
@@ -40,7 +41,8 @@ logger = logging.getLogger("stages.distill")
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = stage_args(__doc__, ["data", "arch", "teacher", "out", "metrics", "curves"], argv)
+    args = stage_args(__doc__, ["data", "arch", "teacher", "logits", "out", "metrics", "curves"],
+                      argv)
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "distill", DistillParams)
     metric = load_section(args.params, "task", TaskParams).metric
@@ -50,24 +52,23 @@ def main(argv: list[str] | None = None) -> None:
     train, transfer, val, dev = (splits[s] for s in ("train", "transfer", "val", "eval"))
     base_spec = models.student_base(p.student_init, p.student_model, args.teacher)
     teacher = models.load_classifier(args.teacher)
-    t_tok = models.load_tokenizer(args.teacher)
-    base, tok = (teacher, t_tok) if base_spec == args.teacher else \
-        (models.load_classifier(base_spec, names), models.load_tokenizer(base_spec))
+    base, tok = (teacher, models.load_tokenizer(args.teacher)) if base_spec == args.teacher \
+        else (models.load_classifier(base_spec, names), models.load_tokenizer(base_spec))
     init = p.student_init != "random"
     device = resolve_device(tp.device)
-    teacher.to(device)
     pairs = None if train.pairs is None else train.pairs + (transfer.pairs or [])
     corpus = Split(train.texts + transfer.texts, train.labels + transfer.labels, pairs)
+    t_logits = teacher_logits.load_many(args.logits, splits, "train", "transfer")
     with Timer() as timer:
-        t_logits = evaluate.predict_logits(teacher, corpus, t_tok, tp.max_length, 128,
-                                           desc="teacher logits")
         student = families.build_student(genome, base, init=init).to(device)
         if init and genome["hidden_size"] == base.config.hidden_size:
             models.freeze_word_embeddings(student)
         cfg = training.TrainConfig(lr=p.lr, batch_size=p.batch_size, max_length=tp.max_length,
                                    epochs=p.epochs, seed=p.seed)
         impl = student.config._attn_implementation
-        loss = distill.DistillLoss(t_logits, p.alpha, p.temperature, teacher, student,
+        layer_wise = p.hidden_weight > 0 or p.attention_weight > 0
+        loss = distill.DistillLoss(t_logits, p.alpha, p.temperature,
+                                   teacher.to(device) if layer_wise else None, student,
                                    p.hidden_weight, p.attention_weight)
         with curves.Curve(args.curves, val, tok, tp.max_length, metric,
                           cfg.total_steps(len(corpus))) as curve:
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
                                     on_step=curve)
         student.set_attn_implementation(impl)  # attention KD switched it to eager
     s_dev = evaluate.predict_logits(student, dev, tok, tp.max_length)
-    t_dev = evaluate.predict_logits(teacher, dev, t_tok, tp.max_length)
+    t_dev = teacher_logits.load(args.logits, "eval", dev)
     with atomic_path(args.out) as tmp:
         student.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)

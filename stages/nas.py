@@ -8,7 +8,8 @@ Optuna study on ``--trials`` (a journal the stage keeps between runs) or on ``na
 (a database URL): a killed run resumes, a genome is trained once however often it is
 proposed, and ``nas.workers`` processes share the study.
 
-Deps: ``--data`` (prepared splits), ``--teacher`` (the fine-tuned teacher of stage hpo).
+Deps: ``--data`` (prepared splits), ``--teacher`` (the fine-tuned teacher of stage hpo),
+``--logits`` (its logits, stage ``label``: the KD proxy's targets).
 Params: ``teacher.*``, ``task.metric`` (the proxy score), ``nas.*``, ``distill.alpha`` and
 ``distill.temperature`` (the KD proxy).
 Outs: ``--out`` (best architecture JSON: the genome and its proxy scores), ``--trials``.
@@ -37,8 +38,8 @@ logger = logging.getLogger("stages.nas")
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = stage_args(__doc__, ["data", "teacher", "trials", "out", "history", "png", "metrics"],
-                      argv)
+    args = stage_args(__doc__, ["data", "teacher", "logits", "trials", "out", "history", "png",
+                                "metrics"], argv)
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "nas", NasParams)
     d = load_section(args.params, "distill", DistillParams)
@@ -59,8 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     study = runner.load(storage, name, nas.directions(p.strategy))
     resumed = runner.prepare(study, [], journal="://" not in storage)
     with Timer() as timer:
-        runner.run_workers(nas.Worker(tp, p, metric, args.data, storage, name, args.teacher, kd,
-                                      base, d.student_init != "random"),
+        runner.run_workers(nas.Worker(tp, p, metric, args.data, storage, name, args.teacher,
+                                      args.logits, kd, base, d.student_init != "random"),
                            p.workers)
     space = dataclasses.asdict(p.search_space)
     history = nas.candidates(runner.finished_trials(study), p.population, space)

@@ -22,7 +22,7 @@ from .stages.conftest import ROOT, tiny_params
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["data", "prepare", "hpo", "nas", "distill", "compress", "export", "benchmark",
+STAGES = ["data", "prepare", "hpo", "label", "nas", "distill", "compress", "export", "benchmark",
           "report", "space"]
 
 
@@ -71,7 +71,7 @@ def test_dvc_repro_end_to_end(repo):
     text = (repo / "reports" / "results.md").read_text()
     assert f"**Recommended: `{report['recommended']}`**" in text or report["recommended"] is None
     assert text.count("student-onnx-int8 ") >= 1
-    for name in ("data", "prepare", "nas", "hpo", "distill", "compress", "export", "report",
+    for name in ("data", "prepare", "nas", "hpo", "label", "distill", "compress", "export", "report",
                  "classes", "space"):
         assert (repo / "metrics" / f"{name}.json").is_file()
     for png in ("nas.png", "hpo.png", "pareto.png", "confusion.png"):

@@ -14,7 +14,7 @@ from typing import Any
 
 from distillery.params import ReportParams
 
-STAGES = ("data", "prepare", "nas", "hpo", "distill", "compress", "export", "benchmark")
+STAGES = ("data", "prepare", "hpo", "label", "nas", "distill", "compress", "export", "benchmark")
 TEACHER = "teacher-torch-fp32"
 INT8, INT8_PLAIN = "student-onnx-int8", "student-onnx-int8-dynamic"
 """The student in the export's int8 recipe (fused by default) and in plain

@@ -60,12 +60,18 @@ def test_causal_teacher_chain(causal_dir, tiny_teacher_dir):
     assert models.is_prompted(models.load_classifier("models/teacher").config)
     assert (Path("plots/curves/hpo") / "plots/metrics/val/score.tsv").is_file()
 
-    load_stage("nas").main(["--data", "prep", "--teacher", "models/teacher", "--trials",
+    load_stage("label").main(["--data", "prep", "--teacher", "models/teacher", "--out", "logits",
+                              "--metrics", "m/label.json"])
+    # The logits every distilling stage reads score as lm-eval does.
+    assert metrics("m/label.json")["teacher_eval_accuracy"] == pytest.approx(
+        m["teacher_lm_eval_acc"], abs=1e-9)
+    load_stage("nas").main(["--data", "prep", "--teacher", "models/teacher", "--logits",
+                            "logits", "--trials",
                             "models/nas.journal", "--out", "models/arch.json", "--history",
                             "plots/nas.csv", "--png", "plots/nas.png", "--metrics",
                             "m/nas.json"])
     load_stage("distill").main(["--data", "prep", "--arch", "models/arch.json", "--teacher",
-                                "models/teacher", "--out", "models/student",
+                                "models/teacher", "--logits", "logits", "--out", "models/student",
                                 "--metrics", "m/distill.json", "--curves",
                                 "plots/curves/distill"])
     m = metrics("m/distill.json")
@@ -75,8 +81,8 @@ def test_causal_teacher_chain(causal_dir, tiny_teacher_dir):
     assert student["model_type"] == "bert"  # the student_model's family, with its tokenizer
     assert (models.load_tokenizer("models/student").get_vocab()
             == models.load_tokenizer(str(tiny_teacher_dir)).get_vocab())
-    load_stage("compress").main(["--data", "prep", "--student", "models/student", "--teacher",
-                                 "models/teacher", "--out", "models/pruned",
+    load_stage("compress").main(["--data", "prep", "--student", "models/student", "--logits",
+                                 "logits", "--out", "models/pruned",
                                  "--metrics", "m/compress.json", "--curves",
                                  "plots/curves/compress"])
     load_stage("export").main(["--data", "prep", "--teacher", "models/teacher", "--student",
@@ -109,7 +115,8 @@ def test_causal_teacher_refuses_teacher_init_before_compute(causal_dir):
     load_stage("data").main(["--out", "raw", "--metrics", "m/data.json"])
     load_stage("prepare").main(["--raw", "raw", "--out", "prep", "--metrics", "m/prepare.json"])
     with pytest.raises(UserError, match="distill.student_init: .* encoder teachers"):
-        load_stage("nas").main(["--data", "prep", "--teacher", "models/teacher", "--trials",
+        load_stage("nas").main(["--data", "prep", "--teacher", "models/teacher", "--logits",
+                                "logits", "--trials",
                                 "models/nas.journal", "--out", "models/arch.json",
                                 "--history", "plots/nas.csv", "--png", "plots/nas.png",
                                 "--metrics", "m/nas.json"])

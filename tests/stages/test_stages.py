@@ -59,12 +59,20 @@ def test_pipeline_stages_in_order(any_stage_dir):
         m2 = metrics("m/hpo.json")
         assert m2["n_resumed"] == 3 and m2["best_trial"] == m["best_trial"]
 
+    load_stage("label").main(["--data", "prep", "--teacher", "models/teacher", "--out", "logits",
+                              "--metrics", "m/label.json"])
+    assert files("logits") == {"train.npy", "transfer.npy", "val.npy", "eval.npy",
+                               "logits.json"}
+    m = metrics("m/label.json")
+    assert (m["n_train"], m["n_transfer"], m["n_val"]) == (120, 60, 40)
+    assert m["teacher_eval_accuracy"] == metrics("m/hpo.json")["teacher_eval_accuracy"]
+
     if pair:  # the other strategy and proxy: NSGA-II with cross-entropy proxies
         params = yaml.safe_load(Path("params.yaml").read_text())
         params["nas"].update(strategy="nsga2", proxy="ce")
         Path("params.yaml").write_text(yaml.safe_dump(params))
-    load_stage("nas").main(["--data", "prep", "--teacher", "models/teacher",
-                            "--trials", "models/nas.journal",
+    load_stage("nas").main(["--data", "prep", "--teacher", "models/teacher", "--logits",
+                            "logits", "--trials", "models/nas.journal",
                             "--out", "models/arch.json", "--history",
                             "plots/nas.csv", "--png", "plots/nas.png", "--metrics", "m/nas.json"])
     arch = json.loads(Path("models/arch.json").read_text())
@@ -78,7 +86,7 @@ def test_pipeline_stages_in_order(any_stage_dir):
     assert 1 <= m["n_pareto"] <= m["n_unique"]
 
     load_stage("distill").main(["--data", "prep", "--arch", "models/arch.json", "--teacher",
-                                "models/teacher", "--out", "models/student",
+                                "models/teacher", "--logits", "logits", "--out", "models/student",
                                 "--metrics", "m/distill.json", "--curves",
                                 "plots/curves/distill"])
     m = metrics("m/distill.json")
@@ -94,8 +102,8 @@ def test_pipeline_stages_in_order(any_stage_dir):
         params = yaml.safe_load(Path("params.yaml").read_text())
         params["compress"].update(method="unstructured")
         Path("params.yaml").write_text(yaml.safe_dump(params))
-    load_stage("compress").main(["--data", "prep", "--student", "models/student", "--teacher",
-                                 "models/teacher", "--out", "models/pruned",
+    load_stage("compress").main(["--data", "prep", "--student", "models/student", "--logits",
+                                 "logits", "--out", "models/pruned",
                                  "--metrics", "m/compress.json", "--curves",
                                  "plots/curves/compress"])
     m = metrics("m/compress.json")
@@ -241,14 +249,16 @@ def test_bad_params_stop_stage_before_compute(stage_dir, section, key, value, ex
              "compress": "compress", "benchmark": "benchmark", "task": "nas"}[section]
     argv = {
         "prepare": ["--raw", "missing", "--out", "o", "--metrics", "m.json"],
-        "nas": ["--data", "missing", "--teacher", "t", "--trials", "j", "--out", "o",
+        "nas": ["--data", "missing", "--teacher", "t", "--logits", "l", "--trials", "j",
+                "--out", "o",
                 "--history", "h", "--png", "p",
                 "--metrics", "m.json"],
         "hpo": ["--data", "missing", "--trials", "j", "--out", "o", "--history", "h",
                 "--png", "p", "--metrics", "m.json", "--curves", "c"],
-        "distill": ["--data", "missing", "--arch", "a", "--teacher", "t", "--out", "o",
+        "distill": ["--data", "missing", "--arch", "a", "--teacher", "t", "--logits", "l",
+                    "--out", "o",
                     "--metrics", "m.json", "--curves", "c"],
-        "compress": ["--data", "missing", "--student", "s", "--teacher", "t", "--out", "o",
+        "compress": ["--data", "missing", "--student", "s", "--logits", "l", "--out", "o",
                      "--metrics", "m.json", "--curves", "c"],
         "benchmark": ["--data", "missing", "--teacher", "t", "--student", "s", "--onnx", "x",
                       "--metrics", "m.json", "--classes", "c.json", "--confusion-dir", "c",
@@ -272,7 +282,7 @@ def test_user_error_ends_with_the_message_alone(stage_dir):
     Path("params.yaml").write_text(yaml.safe_dump(params))
     out = subprocess.run(
         [sys.executable, str(ROOT / "stages" / "distill.py"), "--data", "d", "--arch", "a",
-         "--teacher", "t", "--out", "o", "--metrics", "m.json", "--curves", "c"],
+         "--teacher", "t", "--logits", "l", "--out", "o", "--metrics", "m.json", "--curves", "c"],
         capture_output=True, text=True, env={**os.environ, "DISTILLERY_DEBUG": "0"},
     )
     assert out.returncode == 1

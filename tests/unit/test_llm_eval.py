@@ -1,10 +1,9 @@
 """Tests of lm-eval scoring of causal-LM teachers (``distillery.llm.evaluation``,
-``distillery.llm.perplexity``) and of the cached teacher scores of distillation
-(``distillery.llm.targets``).
+``distillery.llm.perplexity``) and of class log-scores as distillation targets.
 
 lm-eval's accuracy equals the argmax accuracy of ``class_log_scores`` on the contexts lm-eval
 built (zero- and few-shot), its perplexity equals a hand computation and drops after training
-on the text, and a stale cache of teacher scores is refused. Tiny random Llama / GPT-2 models
+on the text, and class log-scores act as logits in the KD loss. Tiny random Llama / GPT-2 models
 and the tiny byte-level BPE of ``llm_toys``; the data are jsonl files made here; nothing is
 downloaded (network connections are refused while lm-eval runs).
 """
@@ -24,14 +23,13 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from distillery import distill, evaluate  # noqa: E402
-from distillery.data import Split, read_split, write_labels, write_split  # noqa: E402
+from distillery.data import read_split, write_labels, write_split  # noqa: E402
 from distillery.llm import (  # noqa: E402
     Prompt,
     class_log_scores,
     evaluation,
     finetune,
     perplexity,
-    targets,
 )
 from distillery.llm.prompt import encode_requests  # noqa: E402
 from distillery.llm.scoring import score_requests  # noqa: E402
@@ -226,62 +224,11 @@ def teacher(tok):
     return causal_lm("llama", len(tok)), Prompt.build(LABELS), make_sentences(9, seed=5)
 
 
-def test_cached_scores_are_class_log_scores_and_read_back(teacher, tok, tmp_path, monkeypatch):
-    model, prompt, split = teacher
-    cache = tmp_path / "teacher_scores.npy"
-    first = targets.teacher_log_scores(model, tok, prompt, split, MAX_LENGTH, cache, desc=None)
-    assert first.dtype == np.float32 and first.shape == (9, 2)
-    np.testing.assert_array_equal(first, class_log_scores(model, tok, prompt, split, MAX_LENGTH))
-    assert np.load(cache, allow_pickle=False).tolist() == first.tolist()
-    monkeypatch.setattr(targets, "class_log_scores", lambda *a, **k: pytest.fail("recomputed"))
-    np.testing.assert_array_equal(
-        targets.teacher_log_scores(model, tok, prompt, split, MAX_LENGTH, cache), first)
-
-
-def _stale(model, prompt, split):
-    """One change of each recorded input: (what, model, prompt, split, max_length)."""
-    other = causal_lm("llama", model.config.vocab_size, init=0.3)
-    edited = Split(split.texts[:-1] + ["a new sentence"], split.labels)
-    return [("model", other, prompt, split, MAX_LENGTH),
-            ("prompt", model, Prompt.build(LABELS, verbalizers=[" bad", " good"]), split,
-             MAX_LENGTH),
-            ("split_sha256", model, prompt, edited, MAX_LENGTH),
-            ("max_length", model, prompt, split, 64)]
-
-
-def test_a_stale_cache_is_refused_and_recomputed(teacher, tok, tmp_path):
-    model, prompt, split = teacher
-    cache = tmp_path / "scores.npy"
-    targets.teacher_log_scores(model, tok, prompt, split, MAX_LENGTH, cache, desc=None)
-    for what, m, p, s, max_length in _stale(model, prompt, split):
-        key = targets.cache_key(p, s, targets.weights_digest(m), max_length)
-        with pytest.raises(targets.StaleCache, match=f"of another .*{what}"):
-            targets.read_log_scores(cache, key)
-    _, m, p, s, _ = _stale(model, prompt, split)[2]
-    fresh = targets.teacher_log_scores(m, tok, p, s, MAX_LENGTH, cache, desc=None)
-    np.testing.assert_array_equal(fresh, class_log_scores(m, tok, p, s, MAX_LENGTH))
-    np.testing.assert_array_equal(np.load(cache), fresh)
-
-
-def test_an_array_that_does_not_match_its_sidecar_is_stale(teacher, tok, tmp_path):
-    model, prompt, split = teacher
-    cache = tmp_path / "scores.npy"
-    scores = targets.teacher_log_scores(model, tok, prompt, split, MAX_LENGTH, cache, "m1")
-    np.save(cache, scores + 1, allow_pickle=False)  # e.g. a run killed after the array
-    key = targets.cache_key(prompt, split, "m1", MAX_LENGTH)
-    with pytest.raises(targets.StaleCache, match="do not match their sidecar"):
-        targets.read_log_scores(cache, key)
-    cache.with_suffix(".json").unlink()
-    with pytest.raises(FileNotFoundError):
-        targets.read_log_scores(cache, key)
-
-
-def test_cached_scores_drop_into_the_kd_loss(teacher, tok, tmp_path):
+def test_class_log_scores_drop_into_the_kd_loss(teacher, tok):
     """Same shape and meaning as an encoder's logits: a student that outputs them has zero
     KL, and the soft targets are the softmax over classes of the log-scores."""
     model, prompt, split = teacher
-    scores = targets.teacher_log_scores(model, tok, prompt, split, MAX_LENGTH,
-                                        tmp_path / "s.npy", "m1")
+    scores = class_log_scores(model, tok, prompt, split, MAX_LENGTH)
     loss = distill.DistillLoss(scores, alpha=0.0, temperature=2.0)
     out = type("Out", (), {"logits": torch.from_numpy(scores) + 5.0})  # softmax ignores shifts
     assert loss(out, torch.full((9,), -1), list(range(9)), {}).item() == pytest.approx(0, abs=1e-6)

