@@ -71,8 +71,8 @@ def test_dvc_repro_end_to_end(repo):
     text = (repo / "reports" / "results.md").read_text()
     assert f"**Recommended: `{report['recommended']}`**" in text or report["recommended"] is None
     assert text.count("student-onnx-int8 ") >= 1
-    for name in ("data", "prepare", "nas", "hpo", "label", "distill", "compress", "export", "report",
-                 "classes", "space"):
+    for name in ("data", "prepare", "nas", "hpo", "label", "distill", "compress", "export",
+                 "report", "classes", "space"):
         assert (repo / "metrics" / f"{name}.json").is_file()
     for png in ("nas.png", "hpo.png", "pareto.png", "confusion.png"):
         assert (repo / "plots" / png).stat().st_size > 0

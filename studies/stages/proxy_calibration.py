@@ -6,7 +6,8 @@ reference (distillation from the fine-tuned teacher on train + transfer for
 ``proxy_study.reference_steps`` steps, the final student's recipe); Kendall's tau and
 Spearman's rho of every proxy against the reference, with its cost.
 
-Deps: ``--data``, ``--teacher`` (the pipeline's fine-tuned teacher).
+Deps: ``--data``, ``--teacher`` (the pipeline's fine-tuned teacher), ``--logits`` (its logits,
+the pipeline's stage ``label``).
 Params: ``proxy_study.*``; ``teacher``, ``task``, ``nas``, ``distill`` of ``--main-params``.
 Outs: ``--out`` (CSV: every training run). Plots: ``--table`` (CSV per proxy), ``--png``.
 Metrics: ``--metrics``: tau / rho / cost share per proxy, the cheapest proxy with tau >= 0.8.
@@ -19,7 +20,7 @@ import logging
 
 from tqdm.auto import tqdm
 
-from distillery import evaluate, models, nas, plots
+from distillery import models, nas, plots, teacher_logits
 from distillery.data import Split, load_prepared
 from distillery.io import Timer, run_main, stage_args, write_csv, write_json
 from distillery.params import DistillParams, NasParams, TaskParams, TeacherParams, load_section
@@ -30,8 +31,8 @@ logger = logging.getLogger("studies.proxy_calibration")
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = stage_args(__doc__, ["main-params", "data", "teacher", "out", "table", "png",
-                                "metrics"], argv)
+    args = stage_args(__doc__, ["main-params", "data", "teacher", "logits", "out", "table",
+                                "png", "metrics"], argv)
     s = load_section(args.params, "proxy_study", ProxyStudyParams)
     tp = load_section(args.main_params, "teacher", TeacherParams)
     p = load_section(args.main_params, "nas", NasParams)
@@ -42,8 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     teacher, tok = models.load_classifier(args.teacher, names), models.load_tokenizer(args.teacher)
     pairs = None if train.pairs is None else train.pairs + (transfer.pairs or [])
     corpus = Split(train.texts + transfer.texts, train.labels + transfer.labels, pairs)
-    logits = evaluate.predict_logits(teacher, corpus, tok, tp.max_length, 128,
-                                     desc="teacher logits")
+    logits = teacher_logits.load_many(args.logits, splits, "train", "transfer")
     archs = calibration.architectures(dataclasses.asdict(p.search_space), s.n_archs, s.seed)
 
     def task(split, steps, kd_logits, lr, batch_size):

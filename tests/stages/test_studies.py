@@ -56,8 +56,11 @@ def test_studies_on_tiny_params(stage_dir):
     assert "| bamsoo |" in Path("r/compare.md").read_text()
     assert Path("p/regret.png").stat().st_size > 0
 
+    load_stage("label").main(["--data", "prep", "--teacher", "teacher", "--out", "logits",
+                              "--metrics", "m/label.json"])
     load_stage("proxy_calibration", "studies/stages").main(
-        [*common, "--data", "prep", "--teacher", "teacher", "--out", "r/runs.csv",
+        [*common, "--data", "prep", "--teacher", "teacher", "--logits", "logits",
+         "--out", "r/runs.csv",
          "--table", "p/tau.csv", "--png", "p/tau.png", "--metrics", "m/calib.json"])
     runs = _rows("r/runs.csv")
     assert len(runs) == 3 * (2 * 2 + 1)
