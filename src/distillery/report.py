@@ -235,8 +235,9 @@ def markdown(bench: dict[str, Any], stage_metrics: dict[str, dict[str, Any]],
               "|---|---:|---:|---|"]
     for t in targets(bench, p, metric, recommended):
         op = ">=" if t.higher_is_better else "<="
-        value = "n/a" if t.measured is None else f"{t.measured:.3f}"
-        lines.append(f"| {t.name} | {value} | {op} {t.required} | {'yes' if t.met else 'NO'} |")
+        value, met = ("n/a", "n/a (not measured)") if t.measured is None else \
+            (f"{t.measured:.3f}", "yes" if t.met else "NO")
+        lines.append(f"| {t.name} | {value} | {op} {t.required} | {met} |")
     teacher = _generic_vs_specialised(stage_metrics.get("hpo", {}))
     if teacher:
         lines += ["", *teacher[:-1]]

@@ -129,6 +129,10 @@ def test_markdown_puts_the_recommended_variant_first():
     assert "2 classes (neg, pos)" in text and "sentence pairs" in text
     none = report.markdown(bench(), {}, P, recommended=None)
     assert "No student variant fits the limits" in none
+    # A target whose variants were not measured says so, rather than NO.
+    no_int8 = {k: v for k, v in bench().items() if k != "teacher-onnx-int8"}
+    text = report.markdown(no_int8, {}, P, recommended=rec)
+    assert "| n/a | >= 0.95 | n/a (not measured) |" in text
 
 
 def test_markdown_shows_a_causal_teachers_generic_vs_specialised_table():
