@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -63,40 +63,33 @@ StepHook = Callable[[int, float, torch.nn.Module], None]
 training curve (:class:`distillery.curves.Curve`)."""
 
 
-def train(
+def fit(
     model: torch.nn.Module,
-    split: Split,
-    tokenizer,
+    params: list[torch.nn.Parameter],
     cfg: TrainConfig,
-    loss_fn: LossFn = cross_entropy,
+    n_examples: int,
+    epoch_batches: Callable[[int], Iterable[Any]],
+    step_loss: Callable[[Any], torch.Tensor],
     desc: str | None = "train",
     on_step: StepHook | None = None,
 ) -> list[float]:
-    """Train ``model`` in place with AdamW and linear warm-up/decay.
+    """The optimisation loop every training in the project runs: AdamW on ``params``, linear
+    warm-up and decay over ``cfg.total_steps(n_examples)`` steps, gradient clipping at 1, a
+    tqdm bar, ``on_step`` after each step; on a GPU the forward runs under autocast (bf16, else
+    fp16 with a gradient scaler; :mod:`distillery.device`), on the CPU nothing changes.
 
-    Cycles over ``split`` (reshuffled each epoch) until ``cfg`` steps are done. Parameters of
-    ``loss_fn`` (when it is an ``nn.Module``) are optimised too; its ``model_kwargs`` (e.g.
-    ``output_hidden_states``) go to every forward. Runs on the model's device: batches move
-    there, and on a GPU the forward runs under autocast (bf16, else fp16 with a gradient
-    scaler; :mod:`distillery.device`); on the CPU nothing changes.
+    Args:
+        epoch_batches: ``epoch -> batches`` of that epoch (seeded shuffle); cycled until the
+            steps are done.
+        step_loss: ``batch -> scalar loss`` (moves the batch to the model's device and runs the
+            forward; called under autocast).
 
     Returns:
         The loss of every step.
     """
-    if len(split) == 0:
-        raise ValueError("cannot train on an empty split")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("model has no trainable parameters")
-    if isinstance(loss_fn, torch.nn.Module):
-        params += [p for p in loss_fn.parameters() if p.requires_grad]
-        loss_fn.train()
-    model_kwargs = dict(getattr(loss_fn, "model_kwargs", {}))
     device = model_device(model)
-    if isinstance(loss_fn, torch.nn.Module):
-        loss_fn.to(device)
     scaler = grad_scaler(device)
-    total = cfg.total_steps(len(split))
+    total = cfg.total_steps(n_examples)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
     model.train()
@@ -104,14 +97,9 @@ def train(
     epoch = 0
     bar = tqdm(total=total, desc=desc, disable=desc is None, leave=False)
     while len(losses) < total:
-        for enc, labels, idx in batches(
-            split, tokenizer, cfg.batch_size, cfg.max_length, shuffle=True, seed=cfg.seed + epoch,
-            sort_by_length=True,
-        ):
-            enc = {k: v.to(device) for k, v in enc.items()}
-            labels = labels.to(device)
+        for batch in epoch_batches(epoch):
             with autocast(device):
-                loss = loss_fn(model(**enc, **model_kwargs), labels, idx, enc)
+                loss = step_loss(batch)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -131,3 +119,52 @@ def train(
     bar.close()
     model.eval()
     return losses
+
+
+def trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters of ``model`` that require gradients (ValueError if there are none)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters")
+    return params
+
+
+def train(
+    model: torch.nn.Module,
+    split: Split,
+    tokenizer,
+    cfg: TrainConfig,
+    loss_fn: LossFn = cross_entropy,
+    desc: str | None = "train",
+    on_step: StepHook | None = None,
+) -> list[float]:
+    """Train a classifier in place on ``split`` with :func:`fit`.
+
+    Batches come from :func:`distillery.data.batches` (reshuffled each epoch, length-sorted
+    within). Parameters of ``loss_fn`` (when it is an ``nn.Module``) are optimised too; its
+    ``model_kwargs`` (e.g. ``output_hidden_states``) go to every forward.
+
+    Returns:
+        The loss of every step.
+    """
+    if len(split) == 0:
+        raise ValueError("cannot train on an empty split")
+    params = trainable(model)
+    if isinstance(loss_fn, torch.nn.Module):
+        params += [p for p in loss_fn.parameters() if p.requires_grad]
+        loss_fn.train()
+    model_kwargs = dict(getattr(loss_fn, "model_kwargs", {}))
+    device = model_device(model)
+    if isinstance(loss_fn, torch.nn.Module):
+        loss_fn.to(device)
+
+    def epoch_batches(epoch: int):
+        return batches(split, tokenizer, cfg.batch_size, cfg.max_length, shuffle=True,
+                       seed=cfg.seed + epoch, sort_by_length=True)
+
+    def step_loss(batch) -> torch.Tensor:
+        enc, labels, idx = batch
+        enc = {k: v.to(device) for k, v in enc.items()}
+        return loss_fn(model(**enc, **model_kwargs), labels.to(device), idx, enc)
+
+    return fit(model, params, cfg, len(split), epoch_batches, step_loss, desc, on_step)

@@ -5,9 +5,9 @@ training sequence is ``context + verbalizer`` (tokenised by
 :func:`~distillery.llm.prompt.encode_requests`, as for scoring), and its labels are ``-100``
 on the prompt and on padding, so the model learns to continue the prompt with the right
 verbalizer and nothing else. Adapters go on the attention and MLP projections
-(:func:`distillery.llm.archs.lora_targets`). The loop follows :func:`distillery.training.train`
-(AdamW, linear warm-up and decay, gradient clipping at 1, a tqdm bar, ``on_step`` hooks, a
-seeded shuffle per epoch) and adds autocast on a GPU.
+(:func:`distillery.llm.archs.lora_targets`). Training runs the project's one optimisation loop,
+:func:`distillery.training.fit` (AdamW, linear warm-up and decay, gradient clipping at 1, a tqdm
+bar, ``on_step`` hooks, autocast on a GPU), over batches of a seeded shuffle per epoch.
 
 A fine-tuned classifier is saved as a merged ``save_pretrained`` folder (safetensors) with
 its tokenizer; the prompt, verbalizers and label names go into its config
@@ -23,11 +23,10 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, TaskType, get_peft_model
-from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
+from distillery import training
 from distillery.data import Split
-from distillery.device import autocast, grad_scaler, model_device
+from distillery.device import autocast, model_device
 from distillery.io import UserError, atomic_path, seed_everything
 from distillery.llm import archs
 from distillery.llm.loading import load_causal_lm
@@ -91,9 +90,8 @@ def training_batch(requests: Sequence[Request], labels: Sequence[int], max_lengt
 
 def train(model, tokenizer, prompt: Prompt, split: Split, cfg: TrainConfig,
           desc: str | None = "lora", on_step: StepHook | None = None) -> list[float]:
-    """Train ``model`` (e.g. LoRA-wrapped) in place on the verbalizer tokens of ``split``.
-
-    Runs on the model's device (autocast and, for fp16, a gradient scaler on a GPU).
+    """Train ``model`` (e.g. LoRA-wrapped) in place on the verbalizer tokens of ``split``, with
+    the project's one optimisation loop (:func:`distillery.training.fit`).
 
     Returns:
         The loss of every step.
@@ -105,48 +103,23 @@ def train(model, tokenizer, prompt: Prompt, split: Split, cfg: TrainConfig,
         raise ValueError("cannot train on an empty split")
     if min(split.labels) < 0:
         raise ValueError("the causal classifier trains on labelled examples only (label -1)")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("model has no trainable parameters")
+    params = training.trainable(model)
     prompt.check_tokens(tokenizer)
     requests = encode_requests(tokenizer, prompt, split.texts, split.pairs)
     device = model_device(model)
-    total = cfg.total_steps(len(split))
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
-    scaler = grad_scaler(device)
-    model.train()
-    losses: list[float] = []
-    bar = tqdm(total=total, desc=desc, disable=desc is None, leave=False)
-    epoch = 0
-    while len(losses) < total:
+
+    def epoch_batches(epoch: int):
         order = list(range(len(split)))
         random.Random(cfg.seed + epoch).shuffle(order)
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
-            enc = training_batch([requests[i] for i in idx], [split.labels[i] for i in idx],
-                                 cfg.max_length, device)
-            with autocast(device):
-                loss = model(**enc, use_cache=False).loss
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            bar.update()
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
-            if on_step is not None:
-                on_step(len(losses), losses[-1], model)
-                model.train()
-            if len(losses) >= total:
-                break
-        epoch += 1
-    bar.close()
-    model.eval()
-    return losses
+        return (order[start:start + cfg.batch_size]
+                for start in range(0, len(order), cfg.batch_size))
+
+    def step_loss(idx: list[int]) -> torch.Tensor:
+        enc = training_batch([requests[i] for i in idx], [split.labels[i] for i in idx],
+                             cfg.max_length, device)
+        return model(**enc, use_cache=False).loss
+
+    return training.fit(model, params, cfg, len(split), epoch_batches, step_loss, desc, on_step)
 
 
 def fine_tune(model, tokenizer, prompt: Prompt, split: Split, hp: LoraHyper, cfg: TrainConfig,
