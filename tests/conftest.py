@@ -13,12 +13,19 @@ from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # `pytest -n N` (make test): N worker processes share the cores; one thread each (and in
+    # the stage subprocesses they start) instead of every worker asking for all of them.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast  # noqa: E402
 
 from distillery.data import Split  # noqa: E402
+
+if "PYTEST_XDIST_WORKER" in os.environ:
+    torch.set_num_threads(1)
 
 POSITIVE = ["good", "great", "charming", "moving", "fun", "brilliant"]
 NEGATIVE = ["bad", "dull", "boring", "awful", "flat", "tedious"]
@@ -188,3 +195,14 @@ def tiny_run_dir(tmp_path_factory, tiny_teacher_dir) -> Path:
 def tiny_pair_run_dir(tmp_path_factory, tiny_teacher_dir) -> Path:
     """A tiny pipeline run on 3-class sentence pairs (see :func:`make_run_dir`)."""
     return make_run_dir(tmp_path_factory.mktemp("pair_run"), tiny_teacher_dir, pair=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest first: the end-to-end ``dvc repro`` and the stage chains start at once, so that
+    with ``pytest -n 2`` (make test) the quick unit tests fill the other worker meanwhile."""
+    def rank(item) -> int:
+        if item.get_closest_marker("e2e"):
+            return 0
+        return 1 if "tests/stages/" in item.nodeid else 2
+
+    items.sort(key=rank)  # stable: the order within each group is kept
