@@ -16,16 +16,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if "PYTEST_XDIST_WORKER" in os.environ:
     # `pytest -n N` (make test): N worker processes share the cores; one thread each (and in
     # the stage subprocesses they start) instead of every worker asking for all of them.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # read by torch at import
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast  # noqa: E402
 
 from distillery.data import Split  # noqa: E402
-
-if "PYTEST_XDIST_WORKER" in os.environ:
-    torch.set_num_threads(1)
 
 POSITIVE = ["good", "great", "charming", "moving", "fun", "brilliant"]
 NEGATIVE = ["bad", "dull", "boring", "awful", "flat", "tedious"]
