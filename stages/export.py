@@ -19,8 +19,9 @@ file                                variant
 ``student_pruned.onnx``             ``student-pruned-onnx-fp32``
 ``student_pruned_int8.onnx``        ``student-pruned-onnx-int8``
 ``student_pruned_vocab_int8.onnx``  ``student-pruned-vocab-onnx-int8``: only the embedding
-                                    rows of tokens seen in train + transfer text (others
-                                    read ``export.vocab_unseen``: nearest kept token or unk)
+                                    rows of tokens seen in train + transfer text and the
+                                    ``export.vocab_extra`` commonest others (the rest read
+                                    ``export.vocab_unseen``: nearest kept token or unk)
 ==================================  ======================================================
 
 A causal-LM teacher (classifier form) is exported in fp32 only (:data:`DECODER_INT8`; the
@@ -43,6 +44,8 @@ import copy
 import json
 import logging
 from dataclasses import dataclass
+
+import numpy as np
 
 from distillery import bench, evaluate, families, models, onnx_export, quantize, vocab
 from distillery.data import Split, encode, load_prepared, model_inputs
@@ -115,13 +118,19 @@ def attention_shape(model) -> tuple[int, int]:
     return heads, heads * head_dim
 
 
-def calibration_feeds(split: Split, tok, inputs: list[str], max_length: int, n: int):
-    """Batch-1 feeds of the first ``n`` texts of ``split`` (static int8 calibration)."""
+def calibration_feeds(split: Split, tok, inputs: list[str], max_length: int, n: int,
+                      pad: bool = False):
+    """Batch-1 feeds of the first ``n`` texts of ``split`` (static int8 calibration).
+
+    ``pad``: every feed padded to ``max_length`` (masked): ONNX Runtime's histogram
+    calibrators (entropy, percentile) stack each tensor over all feeds, so they need one
+    shape; min/max takes each text at its own length.
+    """
     feeds = []
     for i in range(min(n, len(split))):
         pair = None if split.pairs is None else [split.pairs[i]]
-        enc = encode(tok, [split.texts[i]], pair, max_length, padding=False,
-                     return_tensors="np")
+        enc = encode(tok, [split.texts[i]], pair, max_length,
+                     padding="max_length" if pad else False, return_tensors="np")
         feeds.append({k: enc[k] for k in inputs})
     return feeds
 
@@ -150,16 +159,20 @@ def main(argv: list[str] | None = None) -> None:
         # inside the model (an unseen token is read as the unknown token).
         corpus = Split(train.texts + transfer.texts, train.labels + transfer.labels,
                        None if train.pairs is None else train.pairs + (transfer.pairs or []))
-        keep = vocab.used_token_ids(tok, corpus, tp.max_length)
+        used = vocab.used_token_ids(tok, corpus, tp.max_length)
+        keep = np.union1d(used, vocab.frequent_ids(tok, p.vocab_extra, exclude=used))
         small = copy.deepcopy(torch_models["student_pruned"])
         facts = vocab.prune_vocab(small, keep, tok.unk_token_id, p.vocab_unseen,
                                   tok.all_special_ids)
         torch_models["student_pruned_vocab"] = small
-        metrics |= {f"vocab_{k}": v for k, v in facts.items()} | {"vocab_unseen": p.vocab_unseen}
+        metrics |= {f"vocab_{k}": v for k, v in facts.items()} | {
+            "vocab_unseen": p.vocab_unseen, "vocab_used": len(used),
+            "vocab_extra": len(keep) - len(used)}
         reference = {name: evaluate.predict_logits(m, dev, tok_of.get(name, tok), tp.max_length,
                                                    p.batch_size)
                      for name, m in torch_models.items()}
-        calib = calibration_feeds(train, tok, inputs, tp.max_length, p.calibration_examples)
+        calib = calibration_feeds(train, tok, inputs, tp.max_length, p.calibration_examples,
+                                  pad=p.static_calibration != "minmax")
         for v in variants(p.int8_recipe):
             model = torch_models[v.source]
             recipe = v.recipe
@@ -171,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
                     "precision": v.precision, "recipe": recipe or "none"}
             fp32 = out / f"{v.source}.onnx"
             if not fp32.is_file():  # every recipe starts from the plain fp32 export
-                onnx_export.export(model, fp32, p.opset, src_inputs, meta)
+                onnx_export.export(model, fp32, p.opset, src_inputs, meta,
+                                   exporter=p.exporter)
             if recipe is None:  # the fp32 export itself (the first variant of its source)
                 continue
             heads, width = (0, 0) if recipe == "dynamic" else attention_shape(model)

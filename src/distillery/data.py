@@ -154,7 +154,7 @@ def encode(
     texts: list[str],
     pairs: list[str] | None,
     max_length: int,
-    padding: bool = True,
+    padding: bool | str = True,
     return_tensors: str | None = "pt",
 ) -> dict[str, Any]:
     """Tokenise texts (and their second sentences): THE path for every model input.
@@ -165,7 +165,8 @@ def encode(
         pairs: second sentences (same length as ``texts``) or None.
         max_length: tokens per example after truncation (both sentences of a pair together;
             the longer one is cut first).
-        padding: pad to the longest example of this call (dynamic padding).
+        padding: pad to the longest example of this call (dynamic padding); ``False``: no
+            padding; ``"max_length"``: pad every example to ``max_length``.
         return_tensors: ``"pt"``, ``"np"`` (int64 arrays, for ONNX Runtime) or None (lists).
 
     Returns:

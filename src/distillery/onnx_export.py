@@ -4,11 +4,13 @@ tokenisation settings in the metadata) and validation against torch."""
 from __future__ import annotations
 
 import logging
+import typing
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import onnx
@@ -22,6 +24,8 @@ INPUTS = ("input_ids", "attention_mask")
 """Inputs of every export; ``token_type_ids`` is added for sentence pairs of families that
 have token types (see :func:`distillery.data.model_inputs`)."""
 OPTIONAL_INPUTS = ("token_type_ids",)
+Exporter = Literal["torchscript", "dynamo"]
+EXPORTERS: tuple[str, ...] = typing.get_args(Exporter)
 
 
 class _Logits(torch.nn.Module):
@@ -61,6 +65,7 @@ def export(
     input_names: Sequence[str] = INPUTS,
     metadata: dict[str, str] | None = None,
     eager_attention: bool = True,
+    exporter: Exporter = "torchscript",
 ) -> None:
     """Export ``model`` to a single self-contained ONNX file at ``dst``.
 
@@ -77,7 +82,16 @@ def export(
             recipes of :mod:`distillery.quantize`). The model's own setting is restored
             afterwards; families without transformers' attention interface export as is.
             Ignored for a causal-LM teacher in classifier form: its mask must stay causal.
+        exporter: ``torchscript`` (``torch.onnx.export(dynamo=False)``: 0.6 s for a
+            3-layer student where the dynamo exporter takes 7.5 s, and the graph ONNX
+            Runtime's optimizer was written for: it also fuses ``EmbedLayerNormalization``)
+            or ``dynamo`` (``torch.export``; the one left once torch drops TorchScript).
+
+    Raises:
+        ValueError: bad ``input_names`` or ``exporter``.
     """
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
     from distillery.models import is_prompted
 
     if hasattr(model, "config") and is_prompted(model.config):
@@ -88,17 +102,27 @@ def export(
         raise ValueError(f"input_names must be {allowed[:2]} or {allowed}, got {input_names}")
     model.eval()
     example = tuple(torch.ones(2, 8, dtype=torch.long) for _ in input_names)
-    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    dynamic = {name: {0: batch, 1: seq} for name in input_names}
     attention = "eager" if eager_attention else None
     with atomic_path(dst) as tmp, warnings.catch_warnings(), _attention(model, attention) as eager:
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            _Logits(model, additive_mask=eager), example, dynamo=True, dynamic_shapes=dynamic,
-            input_names=input_names, output_names=["logits"], opset_version=opset,
-            external_data=False, optimize=True,
-        )
-        program.save(str(tmp), external_data=False)
+        # In eval mode: the TorchScript exporter restores the wrapper's mode afterwards, and
+        # a new module's mode is training, which would leave ``model`` in training mode.
+        wrapped = _Logits(model, additive_mask=eager).eval()
+        if exporter == "torchscript":
+            axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
+            torch.onnx.export(wrapped, example, str(tmp), dynamo=False,
+                              dynamic_axes={**axes, "logits": {0: "batch"}},
+                              input_names=input_names, output_names=["logits"],
+                              opset_version=opset)
+        else:
+            batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+            program = torch.onnx.export(
+                wrapped, example, dynamo=True,
+                dynamic_shapes={name: {0: batch, 1: seq} for name in input_names},
+                input_names=input_names, output_names=["logits"], opset_version=opset,
+                external_data=False, optimize=True,
+            )
+            program.save(str(tmp), external_data=False)
         if metadata:
             set_metadata(tmp, metadata)
     logger.info("exported %s (%.1f MB)", dst, Path(dst).stat().st_size / 1e6)

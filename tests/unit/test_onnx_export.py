@@ -50,6 +50,25 @@ def test_onnx_runtime_matches_torch_at_other_shapes(tiny_onnx, batch, seq):
     np.testing.assert_allclose(got, _torch_logits(model, feeds), atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_both_exporters_match_torch_and_leave_the_model_in_eval_mode(exporter, tmp_path):
+    from transformers import BertForSequenceClassification
+
+    from tests.conftest import tiny_config
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(tiny_config(initializer_range=0.2)).eval()
+    feeds = _random_inputs(3, 11, seed=3)
+    before = _torch_logits(model, feeds)
+    onnx_export.export(model, tmp_path / "m.onnx", opset=18, exporter=exporter)
+    assert not model.training  # the TorchScript exporter restores the wrapper's mode
+    np.testing.assert_array_equal(_torch_logits(model, feeds), before)
+    (got,) = bench.ort_session(str(tmp_path / "m.onnx"), "cpu").run(["logits"], feeds)
+    np.testing.assert_allclose(got, before, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="exporter must be one of torchscript, dynamo, got 'jit'"):
+        onnx_export.export(model, tmp_path / "x.onnx", opset=18, exporter="jit")
+
+
 def test_export_failure_leaves_no_file(tmp_path):
     class Broken(torch.nn.Module):
         def forward(self, input_ids, attention_mask):

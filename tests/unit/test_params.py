@@ -173,6 +173,7 @@ BAD_VALUES = [
      ["export.static_calibration", "'mse'", "'minmax', 'entropy', 'percentile'"]),
     (ExportParams, "export", {"calibration_examples": 0},
      ["export.calibration_examples", "0", "positive"]),
+    (ExportParams, "export", {"vocab_extra": -1}, ["export.vocab_extra", "-1", ">= 0"]),
     (BenchmarkParams, "benchmark", {"providers": ["cuda"]},
      ["benchmark.providers", "['cuda']", "'cpu' is always required"]),
     (BenchmarkParams, "benchmark", {"providers": ["cpu", "rocm"]},

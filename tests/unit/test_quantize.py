@@ -136,6 +136,22 @@ def test_static_needs_calibration_and_a_known_method(source, tmp_path):
     assert not (tmp_path / "s.onnx").exists()
 
 
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_histogram_calibration_of_feeds_of_several_lengths_says_pad(source, method, tmp_path):
+    _, src, _, _ = source
+    calibration = [_feeds(1, 6 + i, seed=200 + i) for i in range(3)]  # 3 sequence lengths
+    with pytest.raises(ValueError, match=f"{method!r} stacks every tensor over the "
+                                         "calibration feeds, which have 3 different shapes: "
+                                         "pad them"):
+        quantize.apply("static", src, tmp_path / "s.onnx", model_type="bert", num_heads=4,
+                       hidden_size=32, calibration=calibration, calibrate_method=method)
+    assert not (tmp_path / "s.onnx").exists()
+    # min/max takes each feed at its own length
+    quantize.apply("static", src, tmp_path / "s.onnx", model_type="bert", num_heads=4,
+                   hidden_size=32, calibration=calibration, calibrate_method="minmax")
+    assert (tmp_path / "s.onnx").is_file()
+
+
 def test_quantising_a_missing_file_fails(tmp_path):
     with pytest.raises(FileNotFoundError):
         _apply("dynamic", tmp_path / "missing.onnx", tmp_path / "out.onnx")

@@ -16,7 +16,7 @@ from transformers import AutoModelForSequenceClassification
 
 from distillery import bench, models, onnx_export
 from distillery.data import Split, encode
-from distillery.vocab import RemappedEmbedding, prune_vocab, used_token_ids
+from distillery.vocab import RESERVED, RemappedEmbedding, frequent_ids, prune_vocab, used_token_ids
 from tests.conftest import make_pairs, make_sentences
 from tests.unit.test_families import CONFIGS
 
@@ -87,6 +87,27 @@ def test_used_ids_read_sentence_pairs_and_truncate_like_training(tok):
     short = used_token_ids(tok, ["good film dull plot"], max_length=4)
     words = set(short) - set(tok.all_special_ids)
     assert words == {tok.convert_tokens_to_ids("good"), tok.convert_tokens_to_ids("film")}
+
+
+def test_frequent_ids_are_the_lowest_ordinary_ids_not_excluded(tok, keep):
+    extra = frequent_ids(tok, 50, exclude=keep)
+    assert extra.dtype == np.int64 and len(extra) == 50 and list(extra) == sorted(extra)
+    assert not set(extra) & (set(keep) | set(tok.all_special_ids))
+    tokens = tok.convert_ids_to_tokens(extra.tolist())
+    assert not [t for t in tokens if t.startswith("[unused")]  # reserved placeholders skipped
+    # every ordinary id below the last one taken is either taken or excluded
+    below = [i for i in range(int(extra[-1])) if not RESERVED.match(tok.convert_ids_to_tokens(i))]
+    assert set(below) <= set(extra) | set(keep) | set(tok.all_special_ids)
+    common = tok.convert_tokens_to_ids(["the", "of", "and"])
+    assert set(common) <= set(frequent_ids(tok, 2000))  # low ids: the commonest words
+
+
+def test_frequent_ids_stop_at_the_vocabulary_and_take_zero(tok):
+    assert len(frequent_ids(tok, 0)) == 0
+    everything = frequent_ids(tok, 10 * len(tok))
+    assert 0 < len(everything) < len(tok)
+    with pytest.raises(ValueError, match="n must be >= 0, got -1"):
+        frequent_ids(tok, -1)
 
 
 # --------------------------------------------------------------------------- the module

@@ -49,7 +49,8 @@ def static(src: Path, dst: Path, target: Target, workdir: Path, *,
 
     Args:
         calibrate_method: ``minmax`` (observed range), ``entropy`` (KL-optimal clip) or
-            ``percentile`` (99.999th percentile clip).
+            ``percentile`` (99.999th percentile clip). The last two build histograms of
+            each tensor over all feeds, so their feeds must share one shape (pad them).
         activation_type: ``quint8`` (default) gives the u8 x s8 products that x86 MLAS
             kernels are fastest at (ORT's CPU guidance); ``qint8`` is the choice for ARM and
             for TensorRT.
@@ -65,6 +66,12 @@ def static(src: Path, dst: Path, target: Target, workdir: Path, *,
     if calibrate_method not in CALIBRATION_METHODS:
         raise ValueError(f"calibrate_method {calibrate_method!r} is not one of "
                          + ", ".join(CALIBRATION_METHODS))
+    if calibrate_method != "minmax":
+        shapes = {tuple(np.shape(v) for v in feed.values()) for feed in target.calibration}
+        if len(shapes) > 1:
+            raise ValueError(f"calibrate_method {calibrate_method!r} stacks every tensor over "
+                             f"the calibration feeds, which have {len(shapes)} different "
+                             "shapes: pad them to one length (minmax takes any)")
     prepared = workdir / "prepared.onnx"
     # ORT's basic optimisations and ONNX shape inference; the symbolic one stops at the
     # exporter's position-id slice (``Min(max_positions, sequence)``).
