@@ -47,6 +47,27 @@ from distillery.search import runner
 
 logger = logging.getLogger("stages.hpo")
 
+RETRAIN_DROP_WARN = 0.01
+"""A retrained teacher this far below its winning trial on the same validation split is
+reported: the trial's ranking did not survive the full retrain."""
+
+
+def retrain_warning(trial_score: float, val_score: float, metric: str) -> str | None:
+    """A warning when the retrained winner scores clearly below its own trial, else None.
+
+    Both scores are on the validation split; the trial trained on ``hpo.trial_examples`` for
+    ``hpo.trial_epochs``, the retrain on all of train for ``hpo.final_epochs``. A drop means
+    the search crowned a configuration (often at the edge of a range, e.g. a large ``lr``)
+    that does not hold at the full budget.
+    """
+    drop = trial_score - val_score
+    if drop <= RETRAIN_DROP_WARN:
+        return None
+    return (f"the retrained teacher scores {metric} {val_score:.4f} on val, {drop:.3f} below "
+            f"its winning trial ({trial_score:.4f}): that configuration does not hold at the "
+            f"full budget; more trials (hpo.n_trials) or narrower ranges (e.g. hpo.lr) may "
+            f"find one that does")
+
 
 def main(argv: list[str] | None = None) -> None:
     args = stage_args(__doc__, ["data", "trials", "out", "history", "png", "metrics", "curves"],
@@ -93,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     val_score = evaluate.evaluate(teacher, val, tok, tp.max_length, metric)
     t_eval = evaluate.scores(evaluate.predict_logits(teacher, dev, tok, tp.max_length),
                              dev.labels)
+    if warning := retrain_warning(winner.value, val_score, metric):
+        logger.warning(warning)
     rows = hpo.history(trials, space)
     write_csv(args.history, rows)
     plots.hpo_trials(rows, args.png, p.n_initial if p.sampler == "gp" else 0, metric)
@@ -100,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         **{f"best_{k}": v for k, v in winner.params.items()},
         "metric": metric, "sampler": p.sampler, "best_trial": winner.number,
         "best_trial_score": winner.value, "teacher_val_score": val_score,
+        "retrain_drop": round(winner.value - val_score, 6),
         "teacher_eval_accuracy": t_eval["accuracy"],
         "teacher_eval_macro_f1": t_eval["macro_f1"],
         "n_trials": len(trials), "n_trained": len(trials) - sum(r["cached"] for r in rows),

@@ -54,6 +54,8 @@ def test_pipeline_stages_in_order(any_stage_dir):
             "teacher_val_score", "teacher_eval_accuracy", "teacher_eval_macro_f1",
             "n_trials", "best_weight_decay", "on_bounds_lr"} <= set(m)
     assert m["n_trials"] == 3 and m["n_resumed"] == 0
+    assert m["retrain_drop"] == pytest.approx(m["best_trial_score"] - m["teacher_val_score"],
+                                              abs=1e-6)
     if not pair:  # rerun: every trial is in the journal, none is trained again
         load_stage("hpo").main(hpo_argv)
         m2 = metrics("m/hpo.json")
@@ -319,3 +321,13 @@ def test_calibration_feeds_are_padded_to_one_shape_for_histograms(pad):
     shapes = {f["input_ids"].shape for f in feeds}
     assert shapes == ({(1, 16)} if pad else {(1, 5), (1, 10), (1, 3)})
     assert [int(f["attention_mask"].sum()) for f in feeds] == [5, 10, 3]  # padding is masked
+
+
+def test_hpo_warns_when_the_retrain_undoes_the_trial():
+    """The DistilBERT study of 2026-12-01: trial 0.826, retrained teacher 0.816 on val."""
+    warning = load_stage("hpo").retrain_warning
+    assert warning(0.80, 0.816, "accuracy") is None  # retrain better than the trial
+    assert warning(0.80, 0.795, "accuracy") is None  # within the tolerance (0.01)
+    assert warning(0.826, 0.816, "accuracy") is not None  # that run: just over 0.01
+    msg = warning(0.826, 0.789, "accuracy")
+    assert msg is not None and "0.037 below" in msg and "hpo.n_trials" in msg
