@@ -19,8 +19,11 @@ similar (``unseen="nearest"``, the default of ``export.vocab_unseen``: measured 
 int8 pruned student scored 0.8108 with it against 0.8073 with ``[UNK]``).
 
 ONNX Runtime's ``EmbedLayerNormalization`` fusion needs ``Shape(input_ids)`` on the position
-path and the ids of the word ``Gather`` to be the same tensor, which the remap breaks; the
-Attention, SkipLayerNormalization and BiasGelu fusions are unaffected.
+path and the ids of the word ``Gather`` to be the same tensor, which the remap breaks: the
+``fused`` recipes of :mod:`distillery.quantize` expand the lookup for the optimizer and put the
+kept rows and the remap back into the fused op afterwards
+(:func:`distillery.quantize.graph.unfold_vocab_remap`), so the pruned file is fused like the
+unpruned one and stays small.
 
 A pruned model is meant for export; ``save_pretrained`` / ``from_pretrained`` of its class would
 not know the new module.

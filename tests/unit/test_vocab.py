@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from distillery import bench, models, onnx_export
+from distillery import bench, models, onnx_export, quantize
 from distillery.data import Split, encode
 from distillery.vocab import RESERVED, RemappedEmbedding, frequent_ids, prune_vocab, used_token_ids
 from tests.conftest import make_pairs, make_sentences
@@ -245,3 +245,26 @@ def test_onnx_export_of_the_pruned_model_matches_torch(model_type, tok, keep, tm
     (got,) = bench.ort_session(str(path), "cpu").run(["logits"], feeds)
     want = _logits(pruned, {k: torch.from_numpy(v) for k, v in feeds.items()}).numpy()
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("recipe", ["fused", "fused_dynamic"])
+def test_fused_recipes_fuse_the_pruned_embeddings_and_keep_the_small_table(recipe, tok, keep,
+                                                                           tmp_path):
+    """The remap no longer hides the word lookup from ONNX Runtime's EmbedLayerNormalization
+    fusion, and the fused file still holds only the kept rows and still matches torch."""
+    _, pruned, _ = _pruned_pair("bert", tok, keep)
+    src, dst = tmp_path / "pruned.onnx", tmp_path / f"{recipe}.onnx"
+    onnx_export.export(pruned, src, opset=18)
+    config = pruned.config
+    facts = quantize.apply(recipe, src, dst, model_type="bert",
+                           num_heads=config.num_attention_heads, hidden_size=config.hidden_size)
+    assert facts["fused_EmbedLayerNormalization"] == 1
+    graph = onnx.load(str(dst)).graph
+    assert {"EmbedLayerNormalization", "QEmbedLayerNormalization"} & {n.op_type for n in graph.node}
+    assert max(i.dims[0] for i in graph.initializer if len(i.dims) == 2) < len(tok)
+    assert src.stat().st_size > 0 and dst.stat().st_size < 2 * src.stat().st_size
+    feeds = encode(tok, [f"the film is {UNSEEN} 7", "a good story", "dull"], None, MAX_LENGTH,
+                   return_tensors="np")
+    (got,) = bench.ort_session(str(dst), "cpu").run(["logits"], feeds)
+    want = _logits(pruned, {k: torch.from_numpy(v) for k, v in feeds.items()}).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4 if recipe == "fused" else 0.5, rtol=0)

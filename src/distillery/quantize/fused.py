@@ -17,7 +17,7 @@ from onnx import helper, numpy_helper
 from onnxruntime.transformers.optimizer import optimize_model
 
 from distillery.quantize.dynamic import dynamic
-from distillery.quantize.graph import Target
+from distillery.quantize.graph import Target, refold_vocab_remap, unfold_vocab_remap
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +35,15 @@ def fused(src: Path, dst: Path, target: Target, workdir: Path) -> dict[str, int]
     split = workdir / "split.onnx"
     model = onnx.load(str(src))
     _split_mask_unsqueeze(model)
+    remaps = unfold_vocab_remap(model)  # a pruned vocabulary's lookup as EmbedLayerNorm expects
     onnx.save(model, str(split))
     optimizer = optimize_model(str(split), model_type=OPTIMIZER_TYPES[target.model_type],
                                num_heads=target.num_heads, hidden_size=target.hidden_size)
     optimizer.save_model_to_file(str(dst))
+    if remaps:  # the kept rows and the remap back in place of the expanded table
+        model = onnx.load(str(dst))
+        refold_vocab_remap(model, remaps)
+        onnx.save(model, str(dst))
     stats = optimizer.get_fused_operator_statistics()
     facts = {f"fused_{op}": int(n) for op, n in sorted(stats.items()) if n}
     logger.info("fused %s: %s", src.name, facts or "nothing")

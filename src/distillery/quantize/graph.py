@@ -49,3 +49,133 @@ def quantized_facts(path: str | Path) -> dict[str, int]:
     """``quantized_ops`` (nodes of :data:`QUANTIZED_OPS`) and ``nodes`` of a model."""
     ops = op_counts(path)
     return {"nodes": sum(ops.values()), "quantized_ops": sum(ops[op] for op in QUANTIZED_OPS)}
+
+
+@dataclass(frozen=True)
+class VocabRemap:
+    """A vocabulary-pruned embedding lookup that :func:`unfold_vocab_remap` expanded.
+
+    Attributes:
+        name: the kept rows' initializer (restored under this name).
+        table: name of the expanded ``(V, D)`` table now in the graph.
+        rows: the kept rows ``(K, D)`` it was built from.
+        remap: ``(V,)`` int64, original id -> kept row.
+    """
+
+    name: str
+    table: str
+    rows: np.ndarray
+    remap: np.ndarray
+
+
+_PASS_THROUGH = ("Reshape", "Squeeze", "Unsqueeze", "Identity", "Flatten")
+"""Ops between ``input_ids`` and the remap ``Gather`` that only change the ids' shape."""
+
+_IDS_OF_TABLE = {"Gather": (0, 1), "EmbedLayerNormalization": (2, 0)}
+"""Op -> (input index of the word table, input index of the ids it reads)."""
+
+
+def _shape_source(name: str, producers: dict[str, onnx.NodeProto], inputs: set[str]) -> str | None:
+    """The graph input that ``name`` is a reshaping of, or None."""
+    while name not in inputs:
+        node = producers.get(name)
+        if node is None or node.op_type not in _PASS_THROUGH:
+            return None
+        name = node.input[0]
+    return name
+
+
+def unfold_vocab_remap(model: onnx.ModelProto) -> list[VocabRemap]:
+    """Turn each ``rows[remap[input_ids]]`` lookup of a vocabulary-pruned model
+    (:class:`distillery.vocab.RemappedEmbedding`) into one ``Gather`` of ``rows[remap]`` on
+    ``input_ids``, in place.
+
+    ONNX Runtime's ``EmbedLayerNormalization`` fusion needs the word ``Gather`` to read
+    ``input_ids`` itself; the expanded ``(V, D)`` table lets it match, and
+    :func:`refold_vocab_remap` puts the kept rows and the remap back afterwards.
+
+    Returns:
+        What was unfolded (empty for a model without a remap).
+    """
+    inits = {i.name: i for i in model.graph.initializer}
+    producers = {out: node for node in model.graph.node for out in node.output}
+    inputs = {i.name for i in model.graph.input}
+    done = []
+    for node in model.graph.node:
+        if node.op_type != "Gather" or node.input[0] not in inits:
+            continue
+        table = inits[node.input[0]]
+        if len(table.dims) != 2 or table.data_type not in (onnx.TensorProto.FLOAT,
+                                                             onnx.TensorProto.FLOAT16):
+            continue
+        name = node.input[1]  # walk back: reshape*, Gather(remap), reshape*, input_ids
+        while (prod := producers.get(name)) is not None and prod.op_type in _PASS_THROUGH:
+            name = prod.input[0]
+        lookup = producers.get(name)
+        if (lookup is None or lookup.op_type != "Gather" or lookup.input[0] not in inits
+                or len(inits[lookup.input[0]].dims) != 1):
+            continue
+        ids = _shape_source(lookup.input[1], producers, inputs)
+        if ids is None:
+            continue
+        rows = onnx.numpy_helper.to_array(table)
+        remap = onnx.numpy_helper.to_array(inits[lookup.input[0]]).astype(np.int64)
+        full = f"{table.name}_unfolded"
+        model.graph.initializer.append(onnx.numpy_helper.from_array(rows[remap], full))
+        node.input[0], node.input[1] = full, ids
+        done.append(VocabRemap(table.name, full, rows, remap))
+    if done:
+        _drop_dead(model)
+    return done
+
+
+def refold_vocab_remap(model: onnx.ModelProto, remaps: list[VocabRemap]) -> None:
+    """Undo :func:`unfold_vocab_remap` on the (possibly fused) graph, in place: each node
+    reading an expanded table reads the kept rows instead, through a ``Gather`` of the remap
+    on the ids it reads (int32 ids for ``EmbedLayerNormalization``, which casts them).
+
+    Raises:
+        ValueError: an expanded table is read by an op other than ``Gather`` or
+            ``EmbedLayerNormalization``.
+    """
+    for r in remaps:
+        rows = r.name
+        added = [onnx.numpy_helper.from_array(r.rows, rows)]
+        for node in [n for n in model.graph.node if r.table in n.input]:
+            at = _IDS_OF_TABLE.get(node.op_type)
+            if at is None or node.input[at[0]] != r.table:
+                raise ValueError(f"{node.op_type} node {node.name!r} reads the vocabulary table "
+                                 f"{r.table!r}; only {', '.join(_IDS_OF_TABLE)} can be refolded")
+            int32 = node.op_type == "EmbedLayerNormalization"
+            remap = f"{r.name}_remap{'_int32' if int32 else ''}"
+            if remap not in {t.name for t in added}:
+                added.append(onnx.numpy_helper.from_array(
+                    r.remap.astype(np.int32 if int32 else np.int64), remap))
+            ids = node.input[at[1]]
+            remapped = f"{ids}_remapped"
+            node.input[at[0]], node.input[at[1]] = rows, remapped
+            index = list(model.graph.node).index(node)
+            model.graph.node.insert(index, onnx.helper.make_node(
+                "Gather", [remap, ids], [remapped], name=f"{node.name}_vocab_remap"))
+        keep = [i for i in model.graph.initializer if i.name != r.table]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(keep + added)
+
+
+def _drop_dead(model: onnx.ModelProto) -> None:
+    """Remove nodes and initializers no graph output depends on (left alone in a graph with
+    subgraphs, whose reads this does not trace)."""
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+           for node in model.graph.node for a in node.attribute):
+        return
+    needed = {o.name for o in model.graph.output}
+    live = []
+    for node in reversed(model.graph.node):
+        if any(out in needed for out in node.output):
+            live.append(node)
+            needed.update(node.input)
+    del model.graph.node[:]
+    model.graph.node.extend(reversed(live))
+    inits = [i for i in model.graph.initializer if i.name in needed]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(inits)
