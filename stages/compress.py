@@ -5,8 +5,9 @@ the labelled train split and physically removes the weakest (``keep_heads``,
 ``keep_neurons`` per layer): a smaller, faster dense model whose per-layer shapes go to
 ``config.distillery_pruned``. ``unstructured`` zeroes the globally smallest encoder weights
 (``sparsity``) under a mask, made permanent after recovery. The optional recovery fine-tune
-distils from the teacher (its logits from stage ``label``) on the labelled train split:
-``kd_alpha * CE + (1 - kd_alpha) * T^2 * KL``.
+distils from the teacher (its logits from stage ``label``) on distill's corpus, the labelled
+train split plus the transfer texts: ``kd_alpha * CE(labelled rows) + (1 - kd_alpha) * T^2 *
+KL``.
 
 Deps: ``--data``, ``--student``, ``--logits`` (the teacher's, stage ``label``).
 Params: ``teacher.max_length``, ``task.metric``, ``compress.*``.
@@ -23,7 +24,7 @@ from __future__ import annotations
 import logging
 
 from distillery import curves, distill, evaluate, models, pruning, teacher_logits, training
-from distillery.data import load_prepared
+from distillery.data import Split, load_prepared
 from distillery.device import resolve_device
 from distillery.io import Timer, atomic_path, run_main, seed_everything, stage_args, write_json
 from distillery.params import CompressParams, TaskParams, TeacherParams, load_section
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     method = pruning.METHODS[p.method]
     seed_everything(p.seed)
     splits, _ = load_prepared(args.data)
-    train, val, dev = splits["train"], splits["val"], splits["eval"]
+    train, transfer, val, dev = (splits[s] for s in ("train", "transfer", "val", "eval"))
     model = models.load_classifier(args.student)
     method.check(model)
     tok = models.load_tokenizer(args.student)
@@ -50,7 +51,11 @@ def main(argv: list[str] | None = None) -> None:
         pruned_score = evaluate.evaluate(model, dev, tok, tp.max_length, metric)
         if p.recovery_steps:
             device = resolve_device(tp.device)
-            t_logits = teacher_logits.load(args.logits, "train", train)
+            # the distillation corpus (labelled train + the teacher-labelled transfer texts):
+            # 4,000 labelled rows alone are 5 epochs in 600 steps and overfit a pruned student
+            pairs = None if train.pairs is None else train.pairs + (transfer.pairs or [])
+            corpus = Split(train.texts + transfer.texts, train.labels + transfer.labels, pairs)
+            t_logits = teacher_logits.load_many(args.logits, splits, "train", "transfer")
             model.to(device)
             models.freeze_word_embeddings(model)
             cfg = training.TrainConfig(lr=p.lr, batch_size=p.batch_size,
@@ -59,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
             loss = distill.kd_loss_fn(t_logits, p.kd_alpha, p.kd_temperature)
             with curves.Curve(args.curves, val, tok, tp.max_length, metric,
                               p.recovery_steps) as curve:
-                training.train(model, train, tok, cfg, loss, desc="recovery", on_step=curve)
+                training.train(model, corpus, tok, cfg, loss, desc="recovery", on_step=curve)
         else:  # no recovery: an empty curve, so the stage's output exists
             curves.Curve(args.curves, None, tok, tp.max_length, metric, 1).close()
         pruned |= method.finish(model.cpu())

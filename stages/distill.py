@@ -67,9 +67,15 @@ def main(argv: list[str] | None = None) -> None:
                                    epochs=p.epochs, seed=p.seed)
         impl = student.config._attn_implementation
         layer_wise = p.hidden_weight > 0 or p.attention_weight > 0
+        if layer_wise and p.student_init != "teacher":
+            logger.warning("layer-wise KD skipped: it maps student layers to the teacher layers "
+                           "they start from (distill.student_init: teacher), got %r; set "
+                           "distill.hidden_weight and attention_weight to 0 to silence this",
+                           p.student_init)
+            layer_wise = False
         loss = distill.DistillLoss(t_logits, p.alpha, p.temperature,
                                    teacher.to(device) if layer_wise else None, student,
-                                   p.hidden_weight, p.attention_weight)
+                                   p.hidden_weight * layer_wise, p.attention_weight * layer_wise)
         with curves.Curve(args.curves, val, tok, tp.max_length, metric,
                           cfg.total_steps(len(corpus))) as curve:
             losses = training.train(student, corpus, tok, cfg, loss, desc="distill",
@@ -90,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         "student_n_params": models.count_params(student),
         "teacher_n_params": models.count_params(teacher),
         "alpha": p.alpha, "hidden_weight": p.hidden_weight, "student_init": p.student_init,
-        "attention_weight": p.attention_weight,
+        "attention_weight": p.attention_weight, "layer_wise": layer_wise,
         "device": str(device), "transfer_examples": len(corpus), "steps": len(losses),
         "final_loss": float(np.mean(losses[-50:])), "duration_s": round(timer.seconds, 2),
     })

@@ -76,6 +76,7 @@ def test_causal_teacher_chain(causal_dir, tiny_teacher_dir):
                                 "plots/curves/distill"])
     m = metrics("m/distill.json")
     assert m["student_init"] == "pretrained"
+    assert m["layer_wise"] is False  # default weights > 0, skipped: no teacher layers to match
     assert m["teacher_eval_accuracy"] == metrics("m/hpo.json")["teacher_eval_accuracy"]
     student = json.loads(Path("models/student/config.json").read_text())
     assert student["model_type"] == "bert"  # the student_model's family, with its tokenizer

@@ -121,8 +121,9 @@ def test_pipeline_stages_in_order(any_stage_dir):
         student = json.loads(Path("models/student/config.json").read_text())
         heads, ffn = student["num_attention_heads"], student["intermediate_size"]
         n_layers = student["num_hidden_layers"]
-        assert m["heads_kept"] == [max(1, round(heads * 0.5))] * n_layers
-        assert m["neurons_kept"] == [max(1, round(ffn * 0.5))] * n_layers
+        keep = yaml.safe_load(Path("params.yaml").read_text())["compress"]
+        assert m["heads_kept"] == [max(1, round(heads * keep["keep_heads"]))] * n_layers
+        assert m["neurons_kept"] == [max(1, round(ffn * keep["keep_neurons"]))] * n_layers
         assert m["n_params_after"] < m["n_params_before"] and m["param_reduction"] > 0
         pruned = json.loads(Path("models/pruned/config.json").read_text())
         assert pruned["distillery_pruned"] == {"heads": m["heads_kept"],

@@ -174,8 +174,6 @@ def _detach_gguf_quantizer(model: PreTrainedModel) -> None:
 # --------------------------------------------------------------------------- options by kind
 
 ENCODER_ONLY: dict[str, str] = {
-    "distill.hidden_weight": "layer-wise hidden-state KD needs a teacher of the student's family",
-    "distill.attention_weight": "attention KD needs a teacher of the student's family",
     "distill.student_init": "a student cannot start from a decoder teacher; use 'pretrained' "
                             "(distill.student_model) or 'random'",
 }

@@ -43,15 +43,15 @@ def check(tp: Any, dp: Any = None) -> str:
 
     Args:
         tp: ``TeacherParams``.
-        dp: ``DistillParams`` (student init and layer-wise KD), if the caller uses them.
+        dp: ``DistillParams`` (student init), if the caller uses them.
     """
     kind = teacher_kind(tp.model)
     options = {"teacher.prompt": tp.prompt, "teacher.verbalizers": tp.verbalizers,
                "teacher.num_fewshot": tp.num_fewshot}
     if dp is not None:
-        options |= {"distill.hidden_weight": dp.hidden_weight,
-                    "distill.attention_weight": dp.attention_weight,
-                    "distill.student_init": dp.student_init == "teacher"}
+        # layer-wise KD (distill.hidden_weight / attention_weight) needs student_init:
+        # teacher, which this refuses: stage distill skips it with a warning
+        options |= {"distill.student_init": dp.student_init == "teacher"}
     problems = option_problems(kind, options)
     if problems:
         raise UserError("; ".join(problems))
