@@ -467,9 +467,9 @@ class CompressParams:
     method: Literal["structured", "unstructured"] = "structured"
     """``structured``: remove whole attention heads and FFN neurons (a smaller, faster dense
     model); ``unstructured``: zero the globally smallest weights (no speed-up)."""
-    keep_heads: float = 0.34
+    keep_heads: float = 0.5
     """structured: fraction of attention heads each layer keeps (at least one)."""
-    keep_neurons: float = 0.34
+    keep_neurons: float = 0.5
     """structured: fraction of FFN neurons each layer keeps (at least one)."""
     importance_batches: int = 8
     """structured: labelled train batches (``batch_size`` each) that score heads / neurons."""
