@@ -165,3 +165,51 @@ def test_int8_batch_shapes_are_still_dynamic(source, tmp_path):
     for batch, seq in ((1, 4), (5, 17)):
         (logits,) = session.run(["logits"], _feeds(batch, seq, seed=seq))
         assert logits.shape == (batch, 2) and np.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("recipe", ["fused", "fused_dynamic"])
+def test_layer_norms_become_primitive_ops_with_the_same_logits(source, recipe, tmp_path):
+    _, src, feeds, _ = source
+    kept, prim = tmp_path / "kept.onnx", tmp_path / "prim.onnx"
+    _apply(recipe, src, kept, primitive_layernorm=False)
+    facts = _apply(recipe, src, prim)
+    norms = {"LayerNormalization", "SkipLayerNormalization"}
+    assert norms & {n.op_type for n in onnx.load(str(kept)).graph.node}
+    assert not norms & {n.op_type for n in onnx.load(str(prim)).graph.node}
+    assert facts["primitive_layernorms"] >= 2 * 2  # two per layer
+    (want,) = bench.ort_session(str(kept), "cpu").run(["logits"], feeds)
+    (got,) = bench.ort_session(str(prim), "cpu").run(["logits"], feeds)
+    np.testing.assert_allclose(got, want, atol=1e-4 if recipe == "fused" else 0.3, rtol=0)
+
+
+def _norm_graph(read_mean: bool) -> onnx.ModelProto:
+    from onnx import TensorProto, helper, numpy_helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 8])
+    outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 8])]
+    node_outs = ["y", "mean"] if read_mean else ["y"]
+    nodes = [helper.make_node("LayerNormalization", ["x", "g", "b"], node_outs, axis=-1,
+                              epsilon=1e-5)]
+    if read_mean:
+        outs.append(helper.make_tensor_value_info("mean", TensorProto.FLOAT, None))
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(size=8).astype(np.float32), n) for n in "gb"]
+    graph = helper.make_graph(nodes, "g", [x], outs, inits)
+    return helper.make_model(graph, ir_version=9, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_primitive_layer_norm_against_numpy_and_statistics_readers_left_alone():
+    from distillery.quantize.graph import decompose_layer_norms
+
+    model = _norm_graph(read_mean=False)
+    assert decompose_layer_norms(model) == 1
+    onnx.checker.check_model(model)
+    x = np.random.default_rng(1).normal(size=(2, 3, 8)).astype(np.float32)
+    g, b = (onnx.numpy_helper.to_array(i) for i in model.graph.initializer[:2])
+    want = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) * g + b
+    import onnxruntime as ort
+    (got,) = ort.InferenceSession(model.SerializeToString(),
+                                  providers=["CPUExecutionProvider"]).run(["y"], {"x": x})
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    reader = _norm_graph(read_mean=True)
+    assert decompose_layer_norms(reader) == 0
+    assert [n.op_type for n in reader.graph.node] == ["LayerNormalization"]
