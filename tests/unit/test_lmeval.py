@@ -113,7 +113,7 @@ def _project_logits(kind: str, model: Path, data: Path, tokenizer) -> tuple[np.n
     split = read_split(data / "eval.jsonl")
     if kind == "onnx":
         session = bench.ort_session(str(model), "cpu")
-        return evaluate.onnx_logits(session, split, tokenizer, MAX_LENGTH), split
+        return evaluate.onnx_logits(session, split, tokenizer, MAX_LENGTH, batch_size=1), split
     classifier = models.load_classifier(str(model))
     return evaluate.predict_logits(classifier, split, tokenizer, MAX_LENGTH), split
 
@@ -324,3 +324,20 @@ def test_cli_user_error_is_a_message_without_traceback(single, capsys):
     assert exit_.value.code == 1
     assert err.startswith("error: invalid lm-eval task:") and "Traceback" not in err
     assert "prompt: 'x' has no {text}" in err and "same verbalizer 'a'" in err
+
+
+def test_onnx_backend_scores_one_text_at_a_time_as_the_benchmark(single, tiny_tokenizer,
+                                                                 tmp_path):
+    """Dynamic int8 scales activations per call: whatever batch lm-eval asks for, the ONNX
+    backend scores texts one by one, as stage ``benchmark`` and the served file do."""
+    from distillery import quantize
+    from distillery.lmeval.backends import OnnxBackend
+
+    int8 = tmp_path / "int8.onnx"
+    quantize.apply("dynamic", single["onnx"], int8, model_type="bert", num_heads=0,
+                   hidden_size=0)
+    split = read_split(single["data"] / "eval.jsonl")
+    backend = OnnxBackend(str(int8), str(single["torch"]))
+    want = evaluate.onnx_logits(bench.ort_session(str(int8), "cpu"), split, tiny_tokenizer,
+                                MAX_LENGTH, batch_size=1)
+    np.testing.assert_array_equal(backend.logits(split, MAX_LENGTH, batch_size=8), want)

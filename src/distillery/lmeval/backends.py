@@ -63,7 +63,9 @@ class OnnxBackend:
     """An ONNX file written by stage ``export``, run by ONNX Runtime.
 
     Its metadata (:func:`distillery.onnx_export.read_metadata`) gives the labels, whether it
-    takes pairs and ``max_length``; the tokenizer is not in the file.
+    takes pairs and ``max_length``; the tokenizer is not in the file. It scores one text at a
+    time whatever the batch size asked, as stage ``benchmark`` does and as the file is served:
+    dynamic int8 computes activation scales per call, so batching would score another model.
     """
 
     kind = "onnx"
@@ -82,7 +84,7 @@ class OnnxBackend:
         self.max_length = int(meta["max_length"]) if "max_length" in meta else None
 
     def logits(self, split: Split, max_length: int, batch_size: int) -> np.ndarray:
-        return evaluate.onnx_logits(self.session, split, self.tokenizer, max_length, batch_size)
+        return evaluate.onnx_logits(self.session, split, self.tokenizer, max_length, 1)
 
 
 def model_kind(path: str | Path) -> str:
