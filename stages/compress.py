@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 
 from distillery import curves, distill, evaluate, models, pruning, teacher_logits, training
-from distillery.data import Split, load_prepared
+from distillery.data import concat, load_prepared
 from distillery.device import resolve_device
 from distillery.io import Timer, atomic_path, run_main, seed_everything, stage_args, write_json
 from distillery.params import CompressParams, TaskParams, TeacherParams, load_section
@@ -53,8 +53,7 @@ def main(argv: list[str] | None = None) -> None:
             device = resolve_device(tp.device)
             # the distillation corpus (labelled train + the teacher-labelled transfer texts):
             # 4,000 labelled rows alone are 5 epochs in 600 steps and overfit a pruned student
-            pairs = None if train.pairs is None else train.pairs + (transfer.pairs or [])
-            corpus = Split(train.texts + transfer.texts, train.labels + transfer.labels, pairs)
+            corpus = concat(train, transfer)
             t_logits = teacher_logits.load_many(args.logits, splits, "train", "transfer")
             model.to(device)
             models.freeze_word_embeddings(model)

@@ -24,7 +24,7 @@ import logging
 import numpy as np
 
 from distillery import curves, distill, evaluate, families, models, teacher_logits, training
-from distillery.data import Split, load_prepared
+from distillery.data import concat, load_prepared
 from distillery.device import resolve_device
 from distillery.io import (
     Timer,
@@ -56,8 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         else (models.load_classifier(base_spec, names), models.load_tokenizer(base_spec))
     init = p.student_init != "random"
     device = resolve_device(tp.device)
-    pairs = None if train.pairs is None else train.pairs + (transfer.pairs or [])
-    corpus = Split(train.texts + transfer.texts, train.labels + transfer.labels, pairs)
+    corpus = concat(train, transfer)
     t_logits = teacher_logits.load_many(args.logits, splits, "train", "transfer")
     with Timer() as timer:
         student = families.build_student(genome, base, init=init).to(device)

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from distillery import bench, evaluate, families, models, onnx_export, quantize, vocab
-from distillery.data import Split, encode, load_prepared, model_inputs
+from distillery.data import Split, concat, encode, load_prepared, model_inputs
 from distillery.io import Timer, atomic_path, run_main, stage_args, write_json
 from distillery.params import ExportParams, TeacherParams, load_section
 
@@ -157,8 +157,7 @@ def main(argv: list[str] | None = None) -> None:
                         "student_pruned": models.load_classifier(args.pruned)}
         # Vocabulary pruning: the rows of tokens the student saw in training, ids remapped
         # inside the model (an unseen token is read as the unknown token).
-        corpus = Split(train.texts + transfer.texts, train.labels + transfer.labels,
-                       None if train.pairs is None else train.pairs + (transfer.pairs or []))
+        corpus = concat(train, transfer)
         used = vocab.used_token_ids(tok, corpus, tp.max_length)
         keep = np.union1d(used, vocab.frequent_ids(tok, p.vocab_extra, exclude=used))
         small = copy.deepcopy(torch_models["student_pruned"])

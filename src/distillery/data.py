@@ -48,6 +48,15 @@ class Split:
         return Split([self.texts[i] for i in idx], [self.labels[i] for i in idx], pairs)
 
 
+def concat(*splits: Split) -> Split:
+    """The examples of ``splits`` one after the other (the distillation corpus is
+    ``concat(train, transfer)``, matching :func:`distillery.teacher_logits.load_many`'s rows);
+    pairs follow the first split: None if it has none."""
+    pairs = None if splits[0].pairs is None else [p for s in splits for p in (s.pairs or [])]
+    return Split([t for s in splits for t in s.texts], [y for s in splits for y in s.labels],
+                 pairs)
+
+
 # --------------------------------------------------------------------------- files
 
 

@@ -261,3 +261,14 @@ def test_batches_shuffled_and_grouped_by_length(tok):
         assert hi <= lo
     firsts = [length[idx[0]] for idx in got]
     assert firsts != sorted(firsts)  # ... but the batches themselves come in random order
+
+
+def test_concat_keeps_order_and_pairs_of_the_first_split():
+    from distillery.data import Split, concat
+
+    a = Split(["a1", "a2"], [0, 1], ["p1", "p2"])
+    b = Split(["b1"], [-1], None)
+    both = concat(a, b)
+    assert (both.texts, both.labels, both.pairs) == (["a1", "a2", "b1"], [0, 1, -1],
+                                                     ["p1", "p2"])
+    assert concat(b, a).pairs is None
