@@ -26,16 +26,18 @@ file                                variant
 
 A causal-LM teacher (classifier form) is exported in fp32 only (:data:`DECODER_INT8`; the
 metrics list what was skipped and why). Every file is checked against its PyTorch source on
-the eval set (fp32 tolerances for fp32,
-``int8_*`` tolerances for int8 and fp16); past them the stage fails and writes nothing. Label
+the eval set (fp32: absolute |Δlogit| tolerance; int8 and fp16: ``int8_max_rel_diff``, the
+|Δlogit| relative to the logits' range, and ``int8_min_agreement``); past them the stage fails
+and writes nothing. Label
 names, inputs, tokenisation settings, the variant name, precision, recipe and parameter count go
 into each file's metadata.
 
 Deps: ``--data``, ``--teacher``, ``--student``, ``--pruned``.
 Params: ``teacher.max_length``, ``export.*``.
 Outs: ``--out`` folder with the files above.
-Metrics: ``--metrics``: per file max |Δlogit|, argmax agreement, size and the recipe's facts
-(fused operator counts, quantised nodes); vocabulary kept; duration.
+Metrics: ``--metrics``: per file max |Δlogit| (absolute and relative), argmax agreement,
+size and the recipe's facts (fused operator counts, quantised nodes); vocabulary kept;
+duration.
 """
 
 from __future__ import annotations
@@ -200,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
             if v.file in skipped:
                 continue
             fp32_like = v.precision == "fp32"
-            tol = p.fp32_max_abs_diff if fp32_like else p.int8_max_abs_diff
+            tol = ({"max_abs_diff": p.fp32_max_abs_diff} if fp32_like
+                   else {"max_rel_diff": p.int8_max_rel_diff})
             agree = p.fp32_min_agreement if fp32_like else p.int8_min_agreement
             name = v.file[:-5]
             session = bench.ort_session(str(out / v.file), "cpu")
@@ -208,9 +211,10 @@ def main(argv: list[str] | None = None) -> None:
                                           p.batch_size)
             check = onnx_export.compare(reference[v.source], logits)
             metrics[f"{name}_max_abs_diff"] = check.max_abs_diff
+            metrics[f"{name}_rel_diff"] = round(check.rel_diff, 4)
             metrics[f"{name}_agreement"] = check.agreement
             metrics[f"{name}_size_mb"] = round(models.dir_size_mb(out / v.file), 3)
-            problems += check.problems(name, tol, agree)
+            problems += check.problems(name, agree, **tol)
             logger.info("%s vs torch %s: max|Δ|=%.3g agreement=%.4f", name, v.source,
                         check.max_abs_diff, check.agreement)
         if problems:

@@ -4,6 +4,7 @@ tokenisation settings in the metadata) and validation against torch."""
 from __future__ import annotations
 
 import logging
+import math
 import typing
 import warnings
 from collections.abc import Iterator, Sequence
@@ -187,21 +188,35 @@ class Validation:
 
     max_abs_diff: float
     agreement: float
+    logit_range: float = 1.0
+    """max - min of the reference logits (every example and class): the scale of ``rel_diff``."""
 
-    def problems(self, name: str, max_abs_diff: float, min_agreement: float) -> list[str]:
+    @property
+    def rel_diff(self) -> float:
+        """``max_abs_diff`` as a fraction of the reference logits' range: comparable across tasks
+        (20-class logits spread wider than 2-class ones, and so does int8 noise on them)."""
+        return self.max_abs_diff / self.logit_range if self.logit_range > 0 else math.inf
+
+    def problems(self, name: str, min_agreement: float, max_abs_diff: float | None = None,
+                 max_rel_diff: float | None = None) -> list[str]:
         out = []
-        if not self.max_abs_diff <= max_abs_diff:
+        if max_abs_diff is not None and not self.max_abs_diff <= max_abs_diff:
             out.append(f"{name}: max |Δlogit| {self.max_abs_diff:.3g} > allowed {max_abs_diff}")
+        if max_rel_diff is not None and not self.rel_diff <= max_rel_diff:
+            out.append(f"{name}: max |Δlogit| {self.max_abs_diff:.3g} is {self.rel_diff:.3g} of "
+                       f"the logits' range {self.logit_range:.3g} > allowed {max_rel_diff}")
         if not self.agreement >= min_agreement:
             out.append(f"{name}: argmax agreement {self.agreement:.4f} < required {min_agreement}")
         return out
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray) -> Validation:
-    """Max absolute logit difference and argmax agreement of two ``(N, C)`` arrays."""
+    """Max absolute logit difference, argmax agreement and the reference logits' range of two
+    ``(N, C)`` arrays."""
     if reference.shape != candidate.shape:
         raise ValueError(f"shape mismatch: {reference.shape} vs {candidate.shape}")
     return Validation(
         max_abs_diff=float(np.abs(reference - candidate).max()),
         agreement=float((reference.argmax(-1) == candidate.argmax(-1)).mean()),
+        logit_range=float(reference.max() - reference.min()),
     )

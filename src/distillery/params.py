@@ -507,8 +507,11 @@ class ExportParams:
     embeddings) or ``dynamo`` (``torch.export``)."""
     fp32_max_abs_diff: float = 1e-3
     """Largest |logit difference| allowed between an fp32 ONNX model and its torch source."""
-    int8_max_abs_diff: float = 1.5
-    """Largest |logit difference| allowed for the int8 model against the fp32 student."""
+    int8_max_rel_diff: float = 0.4
+    """Largest |logit difference| allowed for an int8 (or fp16) file against its fp32 torch
+    source, as a fraction of the range of the torch logits on eval (max - min over examples and
+    classes): one gate for 2-class and 20-class tasks, whose logits (and int8 noise) differ in
+    scale. SST-2's int8 teacher: 1.34 of a 4.92 range (0.27)."""
     fp32_min_agreement: float = 0.99
     """Smallest fraction of eval examples whose argmax must agree (fp32 vs torch)."""
     int8_min_agreement: float = 0.9
@@ -533,7 +536,7 @@ class ExportParams:
     Each row costs ``hidden_size`` bytes in int8 (4,000 x 384 = 1.5 MB)."""
 
     def check(self) -> list[str]:
-        out = _positive(self, "fp32_max_abs_diff", "int8_max_abs_diff", "batch_size",
+        out = _positive(self, "fp32_max_abs_diff", "int8_max_rel_diff", "batch_size",
                         "calibration_examples")
         if self.vocab_extra < 0:
             out.append(f"vocab_extra: got {self.vocab_extra}, expected >= 0")

@@ -223,7 +223,7 @@ def test_export_fails_past_tolerance(stage_dir, tiny_teacher_dir):
     load_stage("data").main(["--out", "raw", "--metrics", "m/data.json"])
     load_stage("prepare").main(["--raw", "raw", "--out", str(prep), "--metrics", "m/p.json"])
     params = yaml.safe_load(Path("params.yaml").read_text())
-    params["export"]["int8_max_abs_diff"] = 1e-9
+    params["export"]["int8_max_rel_diff"] = 1e-9
     Path("params.yaml").write_text(yaml.safe_dump(params))
     t = str(tiny_teacher_dir)
     with pytest.raises(RuntimeError, match="student_int8: max"):

@@ -80,18 +80,20 @@ def test_export_failure_leaves_no_file(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("reference", "candidate", "max_abs_diff", "agreement"),
+    ("reference", "candidate", "max_abs_diff", "agreement", "logit_range"),
     [
-        ([[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]], 0.0, 1.0),
-        ([[1.0, 0.0], [0.0, 1.0]], [[0.5, 0.0], [0.0, 1.25]], 0.5, 1.0),
-        ([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [0.0, 3.0]],
-         [[0.0, 1.0], [0.0, 1.0], [2.0, 1.5], [0.0, 3.0]], 1.0, 0.75),
+        ([[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]], 0.0, 1.0, 1.0),
+        ([[1.0, 0.0], [0.0, 1.0]], [[0.5, 0.0], [0.0, 1.25]], 0.5, 1.0, 1.0),
+        ([[1.0, 0.0], [0.0, 1.0], [2.0, -1.0], [0.0, 3.0]],
+         [[0.0, 1.0], [0.0, 1.0], [2.0, -0.5], [0.0, 3.0]], 1.0, 0.75, 4.0),
     ],
     ids=["identical", "close", "one-flip"],
 )
-def test_compare_hand_cases(reference, candidate, max_abs_diff, agreement):
+def test_compare_hand_cases(reference, candidate, max_abs_diff, agreement, logit_range):
     v = onnx_export.compare(np.array(reference), np.array(candidate))
-    assert v == Validation(max_abs_diff=pytest.approx(max_abs_diff), agreement=agreement)
+    assert v == Validation(max_abs_diff=pytest.approx(max_abs_diff), agreement=agreement,
+                           logit_range=logit_range)
+    assert v.rel_diff == pytest.approx(max_abs_diff / logit_range)
 
 
 def test_compare_shape_mismatch():
@@ -114,3 +116,22 @@ def test_compare_shape_mismatch():
 )
 def test_validation_problems(validation, expected):
     assert validation.problems("int8", max_abs_diff=1e-3, min_agreement=0.99) == expected
+
+
+@pytest.mark.parametrize(
+    ("validation", "expected"),
+    [
+        (Validation(2.0, 1.0, logit_range=5.0), []),       # 0.4 of the range: inclusive
+        (Validation(2.0, 1.0, logit_range=20.0), []),      # same noise, wider 20-class logits
+        (Validation(2.0, 1.0, logit_range=4.0),
+         ["int8: max |Δlogit| 2 is 0.5 of the logits' range 4 > allowed 0.4"]),
+        (Validation(0.1, 1.0, logit_range=0.0),            # constant logits: nothing to scale by
+         ["int8: max |Δlogit| 0.1 is inf of the logits' range 0 > allowed 0.4"]),
+        (Validation(math.nan, 1.0, logit_range=5.0),
+         ["int8: max |Δlogit| nan is nan of the logits' range 5 > allowed 0.4"]),
+    ],
+    ids=["at-the-limit", "wide-logits", "past", "constant", "nan"],
+)
+def test_validation_relative_tolerance(validation, expected):
+    """int8 and fp16 files are gated on |Δlogit| relative to the reference logits' range."""
+    assert validation.problems("int8", min_agreement=0.9, max_rel_diff=0.4) == expected
