@@ -188,6 +188,10 @@ def _opset(model: onnx.ModelProto, domain: str = "") -> int:
     return next((o.version for o in model.opset_import if o.domain in (domain, "ai.onnx")), 0)
 
 
+_MATMULS = ("MatMul", "Gemm")
+"""Producers whose output takes a ``SkipLayerNormalization``'s bias first (see below)."""
+
+
 def decompose_layer_norms(model: onnx.ModelProto) -> int:
     """Rewrite every last-axis ``LayerNormalization`` and ``SkipLayerNormalization`` (ONNX
     Runtime's fused residual + layer norm) of a float32 graph as primitive ops, in place:
@@ -197,6 +201,11 @@ def decompose_layer_norms(model: onnx.ModelProto) -> int:
     kernel is slow on short sequences: on 25 tokens x 384 it takes 24 us (2 threads) where the
     primitive ops take 13-14 us, and the int8 default student ran 0.27 ms instead of 0.32-0.39
     (teacher 1.07-1.32 instead of 1.17-1.33 ms; 3 interleaved repetitions, 2 threads).
+
+    A skip norm's bias is added to the input a MatMul produced before the residual is: ONNX
+    Runtime then folds it into the int8 MatMul (``DynamicQuantizeMatMul``'s bias), an Add fewer
+    per norm (the default student: 79 -> 75 nodes after session optimisation, same logits,
+    0.98x the latency in 15 interleaved rounds).
 
     Norms whose optional statistics outputs (mean, inverse std) are read, or over another axis,
     are left as they are.
@@ -208,6 +217,7 @@ def decompose_layer_norms(model: onnx.ModelProto) -> int:
         o.name for o in model.graph.output}
     new_axes = _opset(model) >= 18  # ReduceMean takes axes as an input from opset 18
     axes = "distillery_ln_axes"
+    producer = {o: n.op_type for n in model.graph.node for o in n.output}
     nodes: list[onnx.NodeProto] = []
     count = 0
     for node in model.graph.node:
@@ -227,9 +237,13 @@ def decompose_layer_norms(model: onnx.ModelProto) -> int:
         ins = list(node.input) + [""] * 5
         if node.op_type == "SkipLayerNormalization":
             x, gamma, beta = p + "sum", ins[2], ins[3]
-            nodes.append(make("Add", ins[:2], [p + "sum0" if ins[4] else x]))
-            if ins[4]:
-                nodes.append(make("Add", [p + "sum0", ins[4]], [x]))
+            if ins[4]:  # bias first, on the MatMul's output: ORT folds it into the MatMul
+                first, other = (ins[1], ins[0]) if producer.get(ins[1]) in _MATMULS \
+                    else (ins[0], ins[1])
+                nodes.append(make("Add", [first, ins[4]], [p + "sum0"]))
+                nodes.append(make("Add", [p + "sum0", other], [x]))
+            else:
+                nodes.append(make("Add", ins[:2], [x]))
             if len(node.output) > 3 and node.output[3]:
                 nodes.append(make("Identity", [x], [node.output[3]]))
         else:
