@@ -184,10 +184,6 @@ def _drop_dead(model: onnx.ModelProto) -> None:
 _NORMS = {"SkipLayerNormalization": "com.microsoft", "LayerNormalization": ""}
 
 
-def _opset(model: onnx.ModelProto, domain: str = "") -> int:
-    return next((o.version for o in model.opset_import if o.domain in (domain, "ai.onnx")), 0)
-
-
 _MATMULS = ("MatMul", "Gemm")
 """Producers whose output takes a ``SkipLayerNormalization``'s bias first (see below)."""
 
@@ -215,7 +211,8 @@ def decompose_layer_norms(model: onnx.ModelProto) -> int:
     """
     outputs_read = {i for node in model.graph.node for i in node.input} | {
         o.name for o in model.graph.output}
-    new_axes = _opset(model) >= 18  # ReduceMean takes axes as an input from opset 18
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    new_axes = opset >= 18  # ReduceMean takes axes as an input from opset 18
     axes = "distillery_ln_axes"
     producer = {o: n.op_type for n in model.graph.node for o in n.output}
     nodes: list[onnx.NodeProto] = []
