@@ -7,7 +7,8 @@ the labelled train split and physically removes the weakest (``keep_heads``,
 (``sparsity``) under a mask, made permanent after recovery. The optional recovery fine-tune
 distils from the teacher (its logits from stage ``label``) on distill's corpus, the labelled
 train split plus the transfer texts: ``kd_alpha * CE(labelled rows) + (1 - kd_alpha) * T^2 *
-KL``.
+KL``, plus ``hidden_weight`` times the hidden-state MSE to the unpruned student (the pruned
+model keeps its widths, so layer ``i`` matches layer ``i`` with no projection).
 
 Deps: ``--data``, ``--student``, ``--logits`` (the teacher's, stage ``label``).
 Params: ``teacher.max_length``, ``task.metric``, ``compress.*``.
@@ -60,7 +61,13 @@ def main(argv: list[str] | None = None) -> None:
             cfg = training.TrainConfig(lr=p.lr, batch_size=p.batch_size,
                                        max_length=tp.max_length, steps=p.recovery_steps,
                                        seed=p.seed)
-            loss = distill.kd_loss_fn(t_logits, p.kd_alpha, p.kd_temperature)
+            # hidden states of the unpruned student (same widths and layers) guide its pruned
+            # copy layer by layer; the logits still come from the teacher
+            reference = models.load_classifier(args.student).to(device) \
+                if p.hidden_weight > 0 else None
+            loss = distill.DistillLoss(t_logits, p.kd_alpha, p.kd_temperature,
+                                       teacher=reference, student=model,
+                                       hidden_weight=p.hidden_weight)
             with curves.Curve(args.curves, val, tok, tp.max_length, metric,
                               p.recovery_steps) as curve:
                 training.train(model, corpus, tok, cfg, loss, desc="recovery", on_step=curve)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, BertTokenizerFast
 
-from distillery import bench, families, models, onnx_export, pruning
+from distillery import bench, distill, families, models, onnx_export, pruning
 from distillery.data import Split
 from distillery.pruning import structured
 from distillery.pruning import unstructured as prune
@@ -193,6 +193,34 @@ def test_keep_everything_changes_nothing_and_keep_little_keeps_one():
     spec = structured.prune(model, 0.01, 0.01, _scores())
     assert spec == {"heads": [1, 1], "intermediate": [1, 1]}
     assert _logits(model, feeds).isfinite().all()
+
+
+def test_recovery_distils_hidden_states_from_the_unpruned_model():
+    """compress.hidden_weight: the pruned model keeps the reference's widths and layers, so
+    its hidden states match the unpruned model's one to one, with no projection."""
+    reference = _model("bert")
+    feeds = _inputs(batch=2, seq=7)
+    table = np.random.default_rng(0).normal(size=(3, 3)).astype(np.float32)
+    labels = torch.tensor([1, -1])
+    untouched = copy.deepcopy(reference)
+    fn = distill.DistillLoss(table, 0.1, 2.0, reference, untouched, hidden_weight=1.0)
+    assert isinstance(fn.project, torch.nn.Identity)
+    assert fn.hidden_pairs == [(0, 0), (1, 1), (2, 2)] and fn.attention_pairs == []
+    out = untouched(**feeds, **fn.model_kwargs)
+    logit_loss = distill.kd_loss(out.logits, torch.from_numpy(table[[2, 0]]), labels, 0.1, 2.0)
+    # the same weights: the hidden term is zero
+    assert fn(out, labels, [2, 0], feeds).item() == pytest.approx(logit_loss.item(), abs=1e-6)
+
+    pruned = copy.deepcopy(reference)
+    structured.prune(pruned, 0.5, 0.3, _scores())
+    fn = distill.DistillLoss(table, 0.1, 2.0, reference, pruned, hidden_weight=1.0)
+    out = pruned(**feeds, **fn.model_kwargs)
+    got = fn(out, labels, [2, 0], feeds)
+    assert got.item() > distill.kd_loss(out.logits, torch.from_numpy(table[[2, 0]]), labels,
+                                         0.1, 2.0).item() + 1e-4
+    got.backward()
+    assert all(p.grad is not None for p in pruned.bert.encoder.parameters())
+    assert not any(p.grad is not None for p in reference.parameters())
 
 
 def test_prune_rejects_bad_fractions_and_scores_of_another_shape():
