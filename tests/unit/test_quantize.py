@@ -242,7 +242,43 @@ def test_primitive_skip_norm_adds_the_bias_where_onnx_runtime_folds_it(tmp_path)
     bias_adds = [n.name for n in graph.node if n.op_type == "Add"
                  and matmul_out & set(n.input) and consts & set(n.input)]
     assert bias_adds == []
-    # attention output and FFN output of each of the 2 layers (the FFN input's bias goes to
-    # BiasGelu), then pooler and classifier: 2 of these 6 without the rewrite's order
+    # attention output, FFN input (its Gelu left unfused from the bias) and FFN output of each
+    # of the 2 layers, then pooler and classifier: 4 of these 8 without the rewrite's order
     with_bias = [n for n in matmuls if len(n.input) > 4 and n.input[4] in consts]
-    assert len(with_bias) == 2 * 2 + 2, [n.name for n in with_bias]
+    assert len(with_bias) == 3 * 2 + 2, [n.name for n in with_bias]
+    assert "BiasGelu" not in {n.op_type for n in graph.node}
+
+
+@pytest.mark.parametrize("recipe", ["fused", "fused_dynamic"])
+def test_constant_token_types_go_into_the_position_table(source, recipe, tmp_path):
+    """A single-sentence BERT export builds all-zero token types from a buffer: the fused
+    embedding drops them (token-type row 0 added to the position table), with the same
+    logits (the recipe test's tolerances). DistilBERT has no token types: nothing to fold."""
+    family, src, feeds, reference = source
+    facts = _apply(recipe, src, tmp_path / "f.onnx")
+    graph = onnx.load(str(tmp_path / "f.onnx")).graph
+    embed = [n for n in graph.node if n.op_type.endswith("EmbedLayerNormalization")]
+    assert len(embed) == 1 and embed[0].input[1] == "" and embed[0].input[4] == ""
+    assert facts["folded_token_types"] == (1 if family == "bert" else 0)
+    assert not {"Equal", "Where", "Expand", "GatherElements"} & {n.op_type for n in graph.node}
+    (got,) = bench.ort_session(str(tmp_path / "f.onnx"), "cpu").run(["logits"], feeds)
+    assert np.abs(got - reference).max() <= (1e-4 if recipe == "fused" else 0.5)
+
+
+def test_token_types_read_from_an_input_are_kept(tmp_path):
+    """Sentence pairs feed ``token_type_ids``: those are data, not a constant, and stay."""
+    torch.manual_seed(0)
+    model = FAMILIES["bert"]().eval()
+    src = tmp_path / "pair.onnx"
+    names = (*onnx_export.INPUTS, "token_type_ids")
+    onnx_export.export(model, src, opset=18, input_names=names, metadata=METADATA)
+    feeds = _feeds(8, 12, seed=3)
+    feeds["token_type_ids"] = (np.arange(12) >= 5).astype(np.int64)[None].repeat(8, 0)
+    (want,) = bench.ort_session(str(src), "cpu").run(["logits"], feeds)
+    facts = _apply("fused", src, tmp_path / "f.onnx")
+    assert facts["folded_token_types"] == 0
+    embed = [n for n in onnx.load(str(tmp_path / "f.onnx")).graph.node
+             if n.op_type == "EmbedLayerNormalization"]
+    assert len(embed) == 1 and embed[0].input[1].startswith("token_type_ids")  # via a Cast
+    (got,) = bench.ort_session(str(tmp_path / "f.onnx"), "cpu").run(["logits"], feeds)
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)

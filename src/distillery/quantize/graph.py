@@ -181,6 +181,87 @@ def _drop_dead(model: onnx.ModelProto) -> None:
     model.graph.initializer.extend(inits)
 
 
+def _ancestors(name: str, producers: dict[str, onnx.NodeProto]) -> list[onnx.NodeProto]:
+    """The nodes ``name`` is computed from, in graph order."""
+    seen: dict[str, onnx.NodeProto] = {}
+    stack = [name]
+    while stack:
+        node = producers.get(stack.pop())
+        if node is not None and node.name not in seen:
+            seen[node.name] = node
+            stack.extend(i for i in node.input if i)
+    order = {id(n): k for k, n in enumerate(producers.values())}
+    return sorted(seen.values(), key=lambda n: order[id(n)])
+
+
+def _constant_zeros(model: onnx.ModelProto, name: str) -> bool:
+    """Whether tensor ``name`` of ``model`` is all zeros whatever the inputs: it reads the
+    graph inputs only through ``Shape``, and evaluates to zeros on two input shapes."""
+    import onnxruntime as ort
+
+    producers = {o: n for n in model.graph.node for o in n.output}
+    for i, node in enumerate(model.graph.node):  # unnamed nodes: give them a key
+        node.name = node.name or f"distillery_unnamed_{i}"
+    nodes = _ancestors(name, producers)
+    inputs = {i.name: i for i in model.graph.input}
+    if not nodes or any(i in inputs and n.op_type != "Shape" for n in nodes for i in n.input):
+        return False
+    read = {i for n in nodes for i in n.input}
+    used = [inputs[i] for i in inputs if i in read]
+    inits = [t for t in model.graph.initializer if t.name in read]
+    graph = onnx.helper.make_graph(nodes, "segment", used,
+                                   [onnx.helper.make_empty_tensor_value_info(name)], inits)
+    sub = onnx.helper.make_model(graph, opset_imports=model.opset_import,
+                                 ir_version=model.ir_version)
+    try:
+        session = ort.InferenceSession(sub.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+    except Exception:  # noqa: BLE001 - not evaluable on its own: leave the graph alone
+        return False
+    for batch, seq in ((1, 5), (3, 11)):
+        feeds = {i.name: np.ones((batch, seq), dtype=onnx.helper.tensor_dtype_to_np_dtype(
+            i.type.tensor_type.elem_type)) for i in used}
+        (out,) = session.run(None, feeds)
+        if out.shape != (batch, seq) or np.any(out):
+            return False
+    return True
+
+
+def fold_constant_token_types(model: onnx.ModelProto) -> int:
+    """Drop the segment (token-type) input of every fused ``EmbedLayerNormalization`` whose
+    token-type ids are zeros whatever the inputs (a single-sentence export builds them from the
+    model's all-zero buffer, in 16 nodes), in place: token-type row 0 is added to every row of
+    the position table instead, the same sum. Measured with the bias-on-MatMul GELU (see
+    :func:`distillery.quantize.fused.fused`): the fused int8 student 4-5% faster (0.40 vs 0.42
+    ms, 4 repetitions of 30 interleaved rounds), the int8 teacher too.
+
+    A graph whose token types come from a ``token_type_ids`` input (sentence pairs) is left
+    alone. Returns the number of embeddings folded.
+    """
+    inits = {t.name: t for t in model.graph.initializer}
+    readers: dict[str, int] = {}
+    for node in model.graph.node:
+        for i in node.input:
+            readers[i] = readers.get(i, 0) + 1
+    count = 0
+    for node in model.graph.node:
+        ins = list(node.input) + [""] * 5
+        if (node.op_type != "EmbedLayerNormalization" or not ins[1] or ins[3] not in inits
+                or ins[4] not in inits or readers.get(ins[3]) != 1
+                or not _constant_zeros(model, ins[1])):
+            continue
+        position = onnx.numpy_helper.to_array(inits[ins[3]])
+        segment = onnx.numpy_helper.to_array(inits[ins[4]])
+        inits[ins[3]].CopyFrom(onnx.numpy_helper.from_array(
+            (position + segment[0]).astype(position.dtype), ins[3]))
+        node.input[1] = ""
+        node.input[4] = ""
+        count += 1
+    if count:
+        _drop_dead(model)
+    return count
+
+
 _NORMS = {"SkipLayerNormalization": "com.microsoft", "LayerNormalization": ""}
 
 
