@@ -183,12 +183,12 @@ def _drop_dead(model: onnx.ModelProto) -> None:
 
 def _ancestors(name: str, producers: dict[str, onnx.NodeProto]) -> list[onnx.NodeProto]:
     """The nodes ``name`` is computed from, in graph order."""
-    seen: dict[str, onnx.NodeProto] = {}
+    seen: dict[int, onnx.NodeProto] = {}
     stack = [name]
     while stack:
         node = producers.get(stack.pop())
-        if node is not None and node.name not in seen:
-            seen[node.name] = node
+        if node is not None and id(node) not in seen:
+            seen[id(node)] = node
             stack.extend(i for i in node.input if i)
     order = {id(n): k for k, n in enumerate(producers.values())}
     return sorted(seen.values(), key=lambda n: order[id(n)])
@@ -200,8 +200,6 @@ def _constant_zeros(model: onnx.ModelProto, name: str) -> bool:
     import onnxruntime as ort
 
     producers = {o: n for n in model.graph.node for o in n.output}
-    for i, node in enumerate(model.graph.node):  # unnamed nodes: give them a key
-        node.name = node.name or f"distillery_unnamed_{i}"
     nodes = _ancestors(name, producers)
     inputs = {i.name: i for i in model.graph.input}
     if not nodes or any(i in inputs and n.op_type != "Shape" for n in nodes for i in n.input):
