@@ -181,17 +181,17 @@ def _drop_dead(model: onnx.ModelProto) -> None:
     model.graph.initializer.extend(inits)
 
 
-def _ancestors(name: str, producers: dict[str, onnx.NodeProto]) -> list[onnx.NodeProto]:
-    """The nodes ``name`` is computed from, in graph order."""
-    seen: dict[int, onnx.NodeProto] = {}
+def _ancestors(name: str, graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """The nodes of ``graph`` that ``name`` is computed from, in graph order."""
+    producers = {o: n for n in graph.node for o in n.output}
+    seen: set[int] = set()
     stack = [name]
     while stack:
         node = producers.get(stack.pop())
         if node is not None and id(node) not in seen:
-            seen[id(node)] = node
+            seen.add(id(node))
             stack.extend(i for i in node.input if i)
-    order = {id(n): k for k, n in enumerate(producers.values())}
-    return sorted(seen.values(), key=lambda n: order[id(n)])
+    return [n for n in graph.node if id(n) in seen]
 
 
 def _constant_zeros(model: onnx.ModelProto, name: str) -> bool:
@@ -199,8 +199,7 @@ def _constant_zeros(model: onnx.ModelProto, name: str) -> bool:
     graph inputs only through ``Shape``, and evaluates to zeros on two input shapes."""
     import onnxruntime as ort
 
-    producers = {o: n for n in model.graph.node for o in n.output}
-    nodes = _ancestors(name, producers)
+    nodes = _ancestors(name, model.graph)
     inputs = {i.name: i for i in model.graph.input}
     if not nodes or any(i in inputs and n.op_type != "Shape" for n in nodes for i in n.input):
         return False
