@@ -282,3 +282,82 @@ def test_token_types_read_from_an_input_are_kept(tmp_path):
     assert len(embed) == 1 and embed[0].input[1].startswith("token_type_ids")  # via a Cast
     (got,) = bench.ort_session(str(tmp_path / "f.onnx"), "cpu").run(["logits"], feeds)
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("recipe", ["fused", "fused_dynamic"])
+def test_last_layer_runs_on_the_pooled_token_only(source, recipe, tmp_path):
+    """The classifier reads position 0 of the last hidden state: the last layer's
+    position-wise ops (attention output projection, FFN, norms) run on that row only, the
+    attention itself on every position, with the same logits."""
+    family, src, feeds, reference = source
+    facts = _apply(recipe, src, tmp_path / "f.onnx")
+    graph = onnx.load(str(tmp_path / "f.onnx")).graph
+    onnx.checker.check_model(onnx.load(str(tmp_path / "f.onnx")))
+    attention = [n for n in graph.node if n.op_type in ("Attention", "QAttention")]
+    readers = [n for n in graph.node if attention[-1].output[0] in n.input]
+    assert [n.op_type for n in readers] == ["Gather"]
+    # output projection, 2 bias/residual adds, FFN in (MatMul, Add, Gelu), FFN out (MatMul, 2
+    # adds) and 2 norms of 9 primitive ops
+    assert facts["pooled_token_nodes"] == 27
+    earlier = [n for n in graph.node if attention[0].output[0] in n.input]
+    assert "Gather" not in {n.op_type for n in earlier}  # the first layer: every position
+    (got,) = bench.ort_session(str(tmp_path / "f.onnx"), "cpu").run(["logits"], feeds)
+    assert np.abs(got - reference).max() <= (1e-4 if recipe == "fused" else 0.5)
+
+
+def _pooled_graph(mix: bool, hidden_out: bool = False) -> onnx.ModelProto:
+    """ids -> embedding -> MatMul -> Add -> Relu -> row 1, or with a mean over positions
+    before the Relu, row 0 of that mean."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(size=s).astype(np.float32), n)
+             for n, s in (("table", (100, 8)), ("w", (8, 8)), ("b", (8,)))]
+    inits.append(numpy_helper.from_array(np.array(0 if mix else 1, np.int64), "row"))
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["emb"]),
+             helper.make_node("MatMul", ["emb", "w"], ["mm"]),
+             helper.make_node("Add", ["mm", "b"], ["biased"])]
+    last = "biased"
+    if mix:
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), "positions"))
+        nodes.append(helper.make_node("ReduceMean", ["biased", "positions"], ["mixed"]))
+        last = "mixed"
+    nodes += [helper.make_node("Relu", [last], ["hidden"]),
+              helper.make_node("Gather", ["hidden", "row"], ["y"], axis=1)]
+    outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])]
+    if hidden_out:
+        outs.append(helper.make_tensor_value_info("hidden", TensorProto.FLOAT,
+                                                  ["batch", "seq", 8]))
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "seq"])
+    graph = helper.make_graph(nodes, "g", [ids], outs, inits)
+    return helper.make_model(graph, ir_version=9, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.mark.parametrize(("mix", "hidden_out", "narrowed"),
+                         [(False, False, 3), (True, False, 1), (False, True, 0)])
+def test_pooled_row_moves_up_to_the_first_op_that_mixes_positions(mix, hidden_out, narrowed):
+    """MatMul by a weight, bias add and Relu are position-wise; a mean over positions is not;
+    a hidden state that is also a graph output stays whole."""
+    from distillery.quantize.graph import gather_pooled_token_early
+    model = _pooled_graph(mix, hidden_out)
+    ids = np.random.default_rng(1).integers(0, 100, (3, 6)).astype(np.int64)
+    want = bench.ort_session(model.SerializeToString(), "cpu").run(None, {"ids": ids})
+    assert gather_pooled_token_early(model) == narrowed
+    onnx.checker.check_model(model)
+    ops = [n.op_type for n in model.graph.node]
+    if narrowed:
+        start = "ReduceMean" if mix else "Gather"  # the tensor entering the narrowed ops
+        assert ops[ops.index(start) + 1] == "Gather"
+    got = bench.ort_session(model.SerializeToString(), "cpu").run(None, {"ids": ids})
+    for a, b in zip(want, got, strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-6, rtol=0)
+
+
+def test_a_rewrite_that_changes_the_outputs_is_undone(monkeypatch):
+    """The float check runs both graphs: if a position-mixing op were taken as
+    position-wise, the rewrite is undone and nothing is reported narrowed."""
+    from distillery.quantize import graph as qgraph
+    model = _pooled_graph(mix=True)
+    before = model.SerializeToString()
+    monkeypatch.setattr(qgraph, "_row_wise", lambda node, constant: True)
+    assert qgraph.gather_pooled_token_early(model) == 0
+    assert model.SerializeToString() == before

@@ -22,6 +22,7 @@ from distillery.quantize.graph import (
     Target,
     decompose_layer_norms,
     fold_constant_token_types,
+    gather_pooled_token_early,
     refold_vocab_remap,
     unfold_vocab_remap,
 )
@@ -65,11 +66,13 @@ def fused(src: Path, dst: Path, target: Target, workdir: Path, *,
     refold_vocab_remap(model, remaps)  # the kept rows and the remap, not the expanded table
     folded = fold_constant_token_types(model)
     norms = decompose_layer_norms(model) if primitive_layernorm else 0
+    pooled = gather_pooled_token_early(model)
     onnx.save(model, str(dst))
     stats = optimizer.get_fused_operator_statistics()
     facts = {f"fused_{op}": int(n) for op, n in sorted(stats.items()) if n}
     facts["primitive_layernorms"] = norms
     facts["folded_token_types"] = folded
+    facts["pooled_token_nodes"] = pooled
     logger.info("fused %s: %s", src.name, facts or "nothing")
     return facts
 

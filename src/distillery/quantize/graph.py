@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -348,3 +349,140 @@ def decompose_layer_norms(model: onnx.ModelProto) -> int:
         del model.graph.node[:]
         model.graph.node.extend(nodes)
     return count
+
+
+_ROW_WISE_UNARY = frozenset({"Gelu", "FastGelu", "Tanh", "Relu", "Sqrt", "Erf", "Sigmoid",
+                             "Identity", "Cast", "Neg", "Reciprocal"})
+_ROW_WISE_BINARY = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "BiasGelu"})
+
+
+def _row_wise(node: onnx.NodeProto, constant: Callable[[str], np.ndarray | None]) -> bool:
+    """Whether ``node`` computes each position of the sequence axis from that position
+    alone: an element-wise op on activations whose constants broadcast over the last axis
+    only (rank <= 1), a MatMul of an activation by a constant ``(in, out)`` weight, or a
+    reduction or norm over the last axis."""
+    consts = [constant(i) if i else None for i in node.input]
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    if not node.input or all(c is not None for c in consts):
+        return False
+    if node.op_type == "MatMul":
+        return consts[0] is None and consts[1] is not None and consts[1].ndim == 2
+    if node.op_type == "ReduceMean":
+        axes = consts[1] if len(node.input) > 1 else attrs.get("axes")
+        return (axes is not None and np.asarray(axes).ravel().tolist() == [-1]
+                and attrs.get("keepdims", 1) == 1)
+    small = all(c is None or c.ndim <= 1 for c in consts)
+    if node.op_type in ("LayerNormalization", "SkipLayerNormalization"):
+        return small and attrs.get("axis", -1) == -1 and not any(node.output[1:])
+    return small and node.op_type in _ROW_WISE_UNARY | _ROW_WISE_BINARY
+
+
+def gather_pooled_token_early(model: onnx.ModelProto) -> int:
+    """Select the pooled token before the encoder's last position-wise ops, in place.
+
+    A classifier reads one position of the last hidden state (BERT's ``[CLS]``:
+    ``Gather(axis=1, index=0)``), yet the last layer's attention output projection, residual
+    adds, layer norms and FFN run on every position. They are position-wise: this moves the
+    ``Gather`` up to the tensors that enter them (the attention's output and the layer's
+    input, each ``[batch, seq, hidden]``), so they run on one row. Exact in float32 (the
+    rewrite is checked by running both graphs on two input shapes, and undone on any
+    difference); under dynamic int8 the activations of those MatMuls get their own scale.
+
+    A node joins the narrowed region only if everything that reads its outputs is in the
+    region; attention (which mixes positions) stays outside.
+
+    Returns:
+        The number of nodes now computed on one position (0: no such ``Gather``, or nothing
+        to move).
+    """
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    consts = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
+
+    def constant(name: str) -> np.ndarray | None:
+        if name in inits:
+            return onnx.numpy_helper.to_array(inits[name])
+        node = consts.get(name)
+        if node is not None and node.attribute and node.attribute[0].name == "value":
+            return onnx.numpy_helper.to_array(node.attribute[0].t)
+        return None
+
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for i in node.input:
+            readers.setdefault(i, []).append(node)
+    outputs = {o.name for o in graph.output}
+    pick = None
+    for node in graph.node:
+        index = constant(node.input[1]) if node.op_type == "Gather" else None
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if (index is not None and index.ndim == 0 and attrs.get("axis", 0) == 1
+                and node.input[0] not in outputs and len(readers[node.input[0]]) == 1):
+            pick = node
+            break
+    if pick is None:
+        return 0
+    region: list[onnx.NodeProto] = []
+    inside = {id(pick)}
+    for node in reversed(graph.node):  # consumers are decided before their producers
+        if id(node) in inside or not node.output or any(o in outputs for o in node.output):
+            continue
+        reads = [r for o in node.output for r in readers.get(o, [])]
+        if reads and all(id(r) in inside for r in reads) and _row_wise(node, constant):
+            region.append(node)
+            inside.add(id(node))
+    if not region:
+        return 0
+    made = {o for n in region for o in n.output}
+    entering = sorted({i for n in region for i in n.input
+                       if i and i not in made and constant(i) is None})
+    before = model.SerializeToString()
+    k = int(constant(pick.input[1]))
+    rows, zero = f"{pick.name or 'pooled'}_rows", f"{pick.name or 'pooled'}_first"
+    graph.initializer.extend([onnx.numpy_helper.from_array(np.array([k], np.int64), rows),
+                              onnx.numpy_helper.from_array(np.array(0, np.int64), zero)])
+    for t in entering:
+        narrowed = f"{t}_pooled"
+        first = min(list(graph.node).index(n) for n in region if t in n.input)
+        graph.node.insert(first, onnx.helper.make_node(
+            "Gather", [t, rows], [narrowed], axis=1, name=f"{narrowed}_gather"))
+        for n in region:
+            for j, i in enumerate(n.input):
+                if i == t:
+                    n.input[j] = narrowed
+    pick.input[1] = zero
+    if not _same_outputs(before, model):
+        model.ParseFromString(before)
+        return 0
+    _drop_dead(model)  # the pooling's former index, if nothing else reads it
+    return len(region)
+
+
+def _same_outputs(before: bytes, model: onnx.ModelProto) -> bool:
+    """Whether ``model`` gives the outputs of the serialised model ``before`` (float32,
+    random ids of two input shapes, tolerance 1e-4 of the outputs' range)."""
+    import onnxruntime as ort
+
+    try:
+        sessions = [ort.InferenceSession(m, providers=["CPUExecutionProvider"])
+                    for m in (before, model.SerializeToString())]
+    except Exception:  # noqa: BLE001 - not runnable: leave the graph alone
+        return False
+    rng = np.random.default_rng(0)
+    for batch, seq in ((1, 7), (3, 12)):
+        feeds = {}
+        for i in sessions[0].get_inputs():
+            dtype = np.int64 if "int64" in i.type else np.int32 if "int32" in i.type else None
+            if dtype is None:
+                return False
+            feeds[i.name] = (np.ones((batch, seq), dtype) if "mask" in i.name
+                             else np.zeros((batch, seq), dtype) if "type" in i.name
+                             else rng.integers(0, 16, (batch, seq)).astype(dtype))
+        try:
+            want, got = (s.run(None, feeds) for s in sessions)
+        except Exception:  # noqa: BLE001 - e.g. ids out of a tiny vocabulary: leave it alone
+            return False
+        for a, b in zip(want, got, strict=True):
+            if a.shape != b.shape or np.abs(a - b).max() > 1e-4 * max(np.ptp(a), 1e-6):
+                return False
+    return True
