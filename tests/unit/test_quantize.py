@@ -350,6 +350,8 @@ def test_pooled_row_moves_up_to_the_first_op_that_mixes_positions(mix, hidden_ou
     got = bench.ort_session(model.SerializeToString(), "cpu").run(None, {"ids": ids})
     for a, b in zip(want, got, strict=True):
         np.testing.assert_allclose(b, a, atol=1e-6, rtol=0)
+    again = model.SerializeToString()
+    assert gather_pooled_token_early(model) == 0 and model.SerializeToString() == again
 
 
 def test_a_rewrite_that_changes_the_outputs_is_undone(monkeypatch):

@@ -412,25 +412,18 @@ def gather_pooled_token_early(model: onnx.ModelProto) -> int:
         for i in node.input:
             readers.setdefault(i, []).append(node)
     outputs = {o.name for o in graph.output}
-    pick = None
+    picks = []  # the pooling Gathers; the last one with position-wise ops before it is used
     for node in graph.node:
         index = constant(node.input[1]) if node.op_type == "Gather" else None
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         if (index is not None and index.ndim == 0 and attrs.get("axis", 0) == 1
                 and node.input[0] not in outputs and len(readers[node.input[0]]) == 1):
-            pick = node
-            break
-    if pick is None:
-        return 0
+            picks.append(node)
     region: list[onnx.NodeProto] = []
-    inside = {id(pick)}
-    for node in reversed(graph.node):  # consumers are decided before their producers
-        if id(node) in inside or not node.output or any(o in outputs for o in node.output):
-            continue
-        reads = [r for o in node.output for r in readers.get(o, [])]
-        if reads and all(id(r) in inside for r in reads) and _row_wise(node, constant):
-            region.append(node)
-            inside.add(id(node))
+    for pick in reversed(picks):
+        region = _position_wise_before(pick, graph, readers, outputs, constant)
+        if region:
+            break
     if not region:
         return 0
     made = {o for n in region for o in n.output}
@@ -439,6 +432,8 @@ def gather_pooled_token_early(model: onnx.ModelProto) -> int:
     before = model.SerializeToString()
     k = int(constant(pick.input[1]))
     rows, zero = f"{pick.name or 'pooled'}_rows", f"{pick.name or 'pooled'}_first"
+    if rows in inits:  # narrowed already
+        return 0
     graph.initializer.extend([onnx.numpy_helper.from_array(np.array([k], np.int64), rows),
                               onnx.numpy_helper.from_array(np.array(0, np.int64), zero)])
     for t in entering:
@@ -456,6 +451,23 @@ def gather_pooled_token_early(model: onnx.ModelProto) -> int:
         return 0
     _drop_dead(model)  # the pooling's former index, if nothing else reads it
     return len(region)
+
+
+def _position_wise_before(pick: onnx.NodeProto, graph: onnx.GraphProto,
+                          readers: dict[str, list[onnx.NodeProto]], outputs: set[str],
+                          constant: Callable[[str], np.ndarray | None]) -> list[onnx.NodeProto]:
+    """The position-wise nodes (:func:`_row_wise`) whose outputs only ``pick`` and each other
+    read, walking back from ``pick``."""
+    region: list[onnx.NodeProto] = []
+    inside = {id(pick)}
+    for node in reversed(graph.node):  # consumers are decided before their producers
+        if id(node) in inside or not node.output or any(o in outputs for o in node.output):
+            continue
+        reads = [r for o in node.output for r in readers.get(o, [])]
+        if reads and all(id(r) in inside for r in reads) and _row_wise(node, constant):
+            region.append(node)
+            inside.add(id(node))
+    return region
 
 
 def _same_outputs(before: bytes, model: onnx.ModelProto) -> bool:
