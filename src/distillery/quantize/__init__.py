@@ -8,7 +8,8 @@ keeps the source's ``metadata_props`` and returns facts for the caller's metrics
 ``dynamic``              dynamic int8, one scale per weight tensor: the baseline
 ``dynamic_per_channel``  dynamic int8, one scale per output channel
 ``fused``                fp32 with ONNX Runtime's transformer fusions (Attention, GELU…),
-                         layer norms as primitive ops (faster on the CPU provider)
+                         layer norms as primitive ops (faster on the CPU provider), the
+                         last layer's position-wise ops on the pooled token only
 ``fused_dynamic``        ``fused``, then dynamic int8 (the default int8 recipe)
 ``static``               static int8 QDQ, activation ranges calibrated on real inputs
 ``fp16``                 float16 for GPU providers (float32 logits, int64 inputs)

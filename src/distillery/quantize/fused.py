@@ -38,9 +38,11 @@ every encoder family here (``onnxruntime.transformers.optimizer.MODEL_TYPES``)."
 def fused(src: Path, dst: Path, target: Target, workdir: Path, *,
           primitive_layernorm: bool = True) -> dict[str, int]:
     """fp32, fused. Returns ``fused_<Op>`` counts of the fused operators,
-    ``primitive_layernorms`` and ``folded_token_types`` (embeddings whose constant zero
+    ``primitive_layernorms``, ``folded_token_types`` (embeddings whose constant zero
     token types went into the position table: :func:`~distillery.quantize.graph.
-    fold_constant_token_types`).
+    fold_constant_token_types`) and ``pooled_token_nodes`` (the last layer's position-wise
+    nodes run on the pooled token only: :func:`~distillery.quantize.graph.
+    gather_pooled_token_early`; 27 in a BERT or DistilBERT classifier, 0 for other heads).
 
     ``primitive_layernorm``: the layer norms (fused with their residual add) are then written
     as primitive ops (:func:`distillery.quantize.graph.decompose_layer_norms`), which ONNX
