@@ -1,10 +1,11 @@
 """Study stage ``proxy_calibration``: rank agreement of NAS proxies with a reference training.
 
-``proxy_study.n_archs`` random architectures of ``nas.search_space`` are trained as the NAS
-stage's proxy does (``ce`` or ``kd``, each budget of ``proxy_study.budgets``) and once as the
-reference (distillation from the fine-tuned teacher on train + transfer for
-``proxy_study.reference_steps`` steps, the final student's recipe); Kendall's tau and
-Spearman's rho of every proxy against the reference, with its cost.
+``proxy_study.n_archs`` random architectures of ``proxy_study.search_space`` (null: the
+pipeline's ``nas.search_space``) are trained as the NAS stage's proxy does (``ce`` or ``kd``,
+each budget of ``proxy_study.budgets``) and once as the reference (distillation from the
+fine-tuned teacher on train + transfer for ``proxy_study.reference_steps`` steps, the final
+student's recipe); Kendall's tau and Spearman's rho of every proxy against the reference, with
+its cost.
 
 Deps: ``--data``, ``--teacher`` (the pipeline's fine-tuned teacher), ``--logits`` (its logits,
 the pipeline's stage ``label``).
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     pairs = None if train.pairs is None else train.pairs + (transfer.pairs or [])
     corpus = Split(train.texts + transfer.texts, train.labels + transfer.labels, pairs)
     logits = teacher_logits.load_many(args.logits, splits, "train", "transfer")
-    archs = calibration.architectures(dataclasses.asdict(p.search_space), s.n_archs, s.seed)
+    space = s.space(p.search_space)
+    archs = calibration.architectures(dataclasses.asdict(space), s.n_archs, s.seed)
 
     def task(split, steps, kd_logits, lr, batch_size):
         return nas.ProxyTask(

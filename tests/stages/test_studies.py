@@ -16,7 +16,10 @@ STUDY_PARAMS = {
                   "seeds": 2, "budget": 6, "n_initial": 2, "subset": 0.8, "live_checks": 2,
                   "seed": 0},
     "proxy_study": {"n_archs": 3, "budgets": [2, 4], "proxies": ["ce", "kd"],
-                    "reference_steps": 6, "seed": 0},
+                    "reference_steps": 6, "seed": 0,
+                    # its own space, unlike the pipeline's (1-2 layers, FFN 16 or 37)
+                    "search_space": {"num_hidden_layers": [1], "hidden_size": [16, 32],
+                                     "num_attention_heads": [2, 4], "intermediate_size": [24]}},
 }
 
 
@@ -64,6 +67,7 @@ def test_studies_on_tiny_params(stage_dir):
          "--table", "p/tau.csv", "--png", "p/tau.png", "--metrics", "m/calib.json"])
     runs = _rows("r/runs.csv")
     assert len(runs) == 3 * (2 * 2 + 1)
+    assert {(r["num_hidden_layers"], r["intermediate_size"]) for r in runs} == {("1", "24")}
     tau = _rows("p/tau.csv")
     assert {(r["proxy"], int(r["steps"])) for r in tau} == {("ce", 2), ("ce", 4), ("kd", 2),
                                                            ("kd", 4)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from distillery.params import _positive
+from distillery.params import SearchSpace, _positive, parse_section
 
 
 @dataclass
@@ -49,10 +49,26 @@ class ProxyStudyParams:
     reference_steps: int = 600
     """Steps of the reference: distillation from the fine-tuned teacher on train + transfer,
     as the final student is trained."""
+    search_space: dict[str, list[int]] | None = None
+    """Where the random architectures come from, keyed as ``nas.search_space``; null = the
+    pipeline's ``nas.search_space``. A ranking study needs more distinct students than the
+    default NAS space's four."""
     seed: int = 0
+
+    def space(self, default: SearchSpace) -> SearchSpace:
+        """:attr:`search_space` as a :class:`~distillery.params.SearchSpace`, or ``default``."""
+        if self.search_space is None:
+            return default
+        return parse_section(SearchSpace, self.search_space, "proxy_study.search_space")
 
     def check(self) -> list[str]:
         out = _positive(self, "n_archs", "reference_steps")
+        if self.search_space is not None:
+            try:
+                self.space(SearchSpace())
+            except ValueError as e:
+                out += [line.strip()[2:].removeprefix("proxy_study.")
+                        for line in str(e).splitlines()[1:]]
         if self.n_archs < 3:
             out.append(f"n_archs: got {self.n_archs}, rank correlations need 3 or more")
         out += [f"budgets: {b} must be > 0" for b in self.budgets if b <= 0]
