@@ -62,6 +62,13 @@ class Curve:
                 evaluate.evaluate(model, self.val, self.tokenizer, self.max_length, self.metric)
             self.live.log_metric("val/score", self.last_score)
 
+    def log_score(self, step: int, score: float) -> None:
+        """Log a validation score computed elsewhere (e.g. by
+        :class:`distillery.hpo.Validator`, which chooses the best checkpoint from it)."""
+        self.live.step = step
+        self.last_score = score
+        self.live.log_metric("val/score", score)
+
     def close(self) -> None:
         self.live.end()
 

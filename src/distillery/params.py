@@ -256,8 +256,10 @@ class TeacherParams:
 class PrepareParams:
     """Subsampling of the train split into train / validation / transfer splits."""
 
-    n_train: int = 4000
-    """Labelled training examples (stratified)."""
+    n_train: int | float | Literal["all"] = 4000
+    """Labelled training examples (stratified): a count, ``all`` or a fraction in (0, 1] of
+    what is left once ``n_val`` and ``n_transfer`` are set aside (a many-class task wants all
+    its labelled data)."""
     n_val: int = 500
     """Validation examples carved from train for model selection (stratified)."""
     n_transfer: int = 16000
@@ -267,7 +269,12 @@ class PrepareParams:
     """Seed of the subsampling."""
 
     def check(self) -> list[str]:
-        out = _positive(self, "n_train", "n_val")
+        out = _positive(self, "n_val")
+        if isinstance(self.n_train, float) and not 0 < self.n_train <= 1:
+            out.append(f"n_train: got {self.n_train}, a fraction must be in (0, 1]")
+        elif isinstance(self.n_train, int) and self.n_train <= 0:
+            out.append(f"n_train: got {self.n_train}, expected a positive count, a fraction "
+                       "in (0, 1] or 'all'")
         if self.n_transfer < 0:
             out.append(f"n_transfer: got {self.n_transfer}, expected >= 0")
         return out
@@ -372,13 +379,13 @@ class NasParams:
 
 @dataclass
 class HpoParams:
-    """Search of LoRA fine-tuning hyperparameters for the teacher."""
+    """Search of the teacher's fine-tuning recipe: method, learning rates, LoRA shape."""
 
     sampler: Literal["gp", "soo", "bamsoo", "tpe", "random"] = "gp"
     """``gp``: GP-BO (log-EI) after a Latin hypercube; ``soo`` / ``bamsoo``: partition-based
     optimistic optimisation (Munos 2011; Wang et al. 2014); ``tpe``; ``random`` (baseline)."""
     n_trials: int = 6
-    """Finished trials the study must hold; raising it extends a finished study."""
+    """Trials the study must hold (finished or pruned); raising it extends a finished study."""
     n_initial: int = 4
     """Initial design before the model takes over: Latin hypercube (gp), random (tpe)."""
     workers: int = 1
@@ -386,13 +393,34 @@ class HpoParams:
     storage: str | None = None
     """Optuna storage of the trials: null = the stage's journal file; or a database URL
     (``postgresql://user:pw@host/db``) that workers on other machines join."""
-    trial_examples: int = 2000
-    """Training examples per trial (cheaper fidelity); the best is retrained on all of them."""
-    trial_epochs: float = 1.5
-    final_epochs: float = 2.0
+    method: list[Literal["full", "lora"]] = field(default_factory=lambda: ["full", "lora"])
+    """Fine-tuning methods searched: ``full`` (every weight at ``full_lr``) and / or ``lora``
+    (adapters at ``lr``); with both, the method is a searched dimension. Causal-LM teachers:
+    ``[lora]``."""
+    pruner: Literal["median", "halving", "hyperband", "none"] = "median"
+    """Stops hopeless trials from the validation scores they report while training (Optuna's
+    pruners); samplers ``soo`` / ``bamsoo`` cannot prune and run every trial in full."""
+    trial_examples: int | Literal["all"] = 2000
+    """Training examples per trial (cheaper fidelity; ``all`` = the final one); the winner
+    retrains on all of train."""
+    min_epochs: float = 2.0
+    """Training length, at least this many passes over the training examples ..."""
+    steps_per_class: int = 16
+    """... and at least this many optimiser steps per class, so a many-class task trains
+    longer (64 classes: 1,024 steps). Trials train the same number of passes on their subset."""
+    evals: int = 6
+    """Validation scores per training run, evenly spaced: what the pruner sees, what early
+    stopping and the best checkpoint are chosen from."""
+    patience: int = 2
+    """Evaluations without a better validation score before a run stops early; 0 = never."""
     batch_size: int = 32
-    lr: list[float] = field(default_factory=lambda: [5e-5, 1e-2])
-    """Learning-rate range (log scale)."""
+    lr: list[float] = field(default_factory=lambda: [1e-4, 3e-3])
+    """LoRA: learning-rate range of the adapters (log scale)."""
+    full_lr: list[float] = field(default_factory=lambda: [2e-5, 3e-4])
+    """Full fine-tuning: learning-rate range of the encoder's weights (log scale)."""
+    head_lr: list[float] = field(default_factory=lambda: [3e-4, 3e-3])
+    """Learning-rate range of the fresh classification head, either method (log scale;
+    encoder teachers)."""
     rank: list[int] = field(default_factory=lambda: [2, 64])
     """LoRA rank range (integers, log scale)."""
     alpha: list[int] = field(default_factory=lambda: [2, 128])
@@ -407,15 +435,21 @@ class HpoParams:
     seed: int = 0
 
     def check(self) -> list[str]:
-        out = _positive(self, "n_trials", "trial_examples", "trial_epochs", "final_epochs")
+        out = _positive(self, "n_trials", "min_epochs", "steps_per_class", "evals")
         out += _positive(self, "batch_size", "workers")
+        if self.trial_examples != "all" and self.trial_examples <= 0:
+            out.append(f"trial_examples: got {self.trial_examples}, expected > 0 or 'all'")
+        if self.patience < 0:
+            out.append(f"patience: got {self.patience}, expected >= 0 (0 = never stop early)")
+        if not self.method or len(set(self.method)) != len(self.method):
+            out.append(f"method: got {self.method!r}, expected [full], [lora] or [full, lora]")
         if not 0 <= self.n_initial <= self.n_trials:
             out.append(f"n_initial: got {self.n_initial}, expected 0 <= n_initial <= n_trials")
-        for name in ("lr", "rank", "alpha", "dropout", "weight_decay"):
+        for name in ("lr", "full_lr", "head_lr", "rank", "alpha", "dropout", "weight_decay"):
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1] or lo_hi[0] < 0:
                 out.append(f"{name}: got {lo_hi!r}, expected [low, high] with 0 <= low <= high")
-        for name in ("lr", "weight_decay", "alpha"):
+        for name in ("lr", "full_lr", "head_lr", "weight_decay", "alpha"):
             lo_hi = getattr(self, name)
             if len(lo_hi) == 2 and lo_hi[0] <= 0 <= lo_hi[1]:
                 out.append(f"{name}: got {lo_hi!r}, the low end must be > 0 (log scale)")

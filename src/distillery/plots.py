@@ -47,15 +47,27 @@ def nas_scatter(rows: list[dict[str, Any]], path: str | Path, best: dict[str, An
 
 def hpo_trials(rows: list[dict[str, Any]], path: str | Path, n_initial: int,
                metric: str = "accuracy") -> None:
-    """Score per trial (initial design vs model-guided) and the best-so-far curve."""
+    """Score per trial (initial design vs model-guided; marker by method, hollow = pruned:
+    its best score when stopped) and the best-so-far curve of finished trials."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    xs = [r["trial"] for r in rows]
-    ax.scatter(xs[:n_initial], [r["score"] for r in rows[:n_initial]], label="initial design")
-    ax.scatter(xs[n_initial:], [r["score"] for r in rows[n_initial:]], label="guided")
-    ax.step(xs, [r["best_so_far"] for r in rows], where="post", color="k", label="best so far")
+    markers = {"full": "o", "lora": "^"}
+    for r in rows:
+        guided = r["trial"] >= n_initial
+        color = "tab:orange" if guided else "tab:blue"
+        ax.scatter([r["trial"]], [r["score"]], marker=markers.get(r.get("method"), "o"),
+                   facecolors="none" if r.get("pruned") else color, edgecolors=color)
+    for label, color in (("initial design", "tab:blue"), ("guided", "tab:orange")):
+        ax.scatter([], [], color=color, label=label)
+    for method in sorted({r.get("method") for r in rows} - {None}):
+        ax.scatter([], [], marker=markers.get(method, "o"), color="grey", label=method)
+    if any(r.get("pruned") for r in rows):
+        ax.scatter([], [], facecolors="none", edgecolors="grey", label="pruned")
+    done = [r for r in rows if not r.get("pruned")]
+    ax.step([r["trial"] for r in done], [r["best_so_far"] for r in done], where="post",
+            color="k", label="best so far")
     ax.set(xlabel="trial", ylabel=f"validation {LABELS[metric]}",
-           title="HPO of LoRA fine-tuning")
-    ax.legend()
+           title="HPO of the teacher's fine-tuning")
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     _save(fig, path)
 

@@ -205,13 +205,74 @@ def _generic_vs_specialised(hpo: dict[str, Any]) -> list[str]:
     return lines
 
 
+BOUNDS_WARN = 0.5
+"""Share of HPO trials at one end of a range above which the range is named as a cause."""
+FEW_PER_CLASS = 100
+"""Labelled train examples per class below which more data is named as a cause."""
+
+
+def bottleneck(bench: dict[str, Any], stage_metrics: dict[str, dict[str, Any]],
+               p: ReportParams, metric: str = "accuracy") -> list[str]:
+    """When the teacher holds the study back, what to say first: its score is below
+    ``report.min_teacher_score``, or a student scores above it (students learn from its
+    logits). Each likely cause read from the ``prepare`` and ``hpo`` metrics comes with the
+    params to change. Empty when neither holds.
+    """
+    rows = variants(bench)
+    teacher = rows.get(TEACHER, {}).get(metric)
+    if teacher is None:
+        return []
+    m = METRIC_NAMES[metric]
+    students = {k: v[metric] for k, v in rows.items() if not k.startswith("teacher")}
+    best = max(students, key=students.get) if students else None
+    findings = []
+    if teacher < p.min_teacher_score:
+        findings.append(f"the fine-tuned teacher scores {m} {teacher:.4f}, below "
+                        f"`report.min_teacher_score` = {p.min_teacher_score}")
+    if best is not None and students[best] > teacher:
+        findings.append(f"a student scores above its teacher ({best}: {students[best]:.4f} vs "
+                        f"{teacher:.4f}), so the teacher's logits hold the students back")
+    if not findings:
+        return []
+    return ["**The teacher is the bottleneck**: " + "; ".join(findings) + ". Likely causes, "
+            "with the params to change:", "", *[f"- {c}" for c in _teacher_causes(
+                stage_metrics.get("prepare", {}), stage_metrics.get("hpo", {}))], ""]
+
+
+def _teacher_causes(prep: dict[str, Any], hpo: dict[str, Any]) -> list[str]:
+    """Causes of a weak teacher visible in the ``prepare`` and ``hpo`` metrics."""
+    out = []
+    if hpo.get("final_steps_run") == hpo.get("final_steps") and \
+            hpo.get("final_best_step") == hpo.get("final_steps"):
+        out.append(f"still improving when training ended (best validation score at the last "
+                   f"of {hpo['final_steps']} steps): train longer with `hpo.steps_per_class` "
+                   "or `hpo.min_epochs`")
+    gap = hpo.get("teacher_val_score", 0) - hpo.get("best_trial_score", 0)
+    if gap > 0.05:
+        out.append(f"trials scored {gap:.3f} below the retrained teacher: their budget "
+                   f"({hpo.get('trial_examples')} examples, {hpo.get('trial_steps')} steps) "
+                   "cannot rank recipes; raise `hpo.trial_examples` (`all` = final fidelity)")
+    n, c = prep.get("train_count"), prep.get("n_classes")
+    if n and c and n / c < FEW_PER_CLASS:
+        out.append(f"{n / c:.0f} labelled train examples a class: use more with "
+                   "`prepare.n_train: all` (or a larger count) if the data has them")
+    if "best_score_full" not in hpo and hpo.get("teacher_kind") != "causal":
+        out.append("only LoRA was searched: add full fine-tuning, `hpo.method: [full, lora]`")
+    for key, share in hpo.items():
+        if key.startswith("on_bounds_") and share >= BOUNDS_WARN:
+            out.append(f"{share:.0%} of trials at an end of `hpo.{key[10:]}`: widen that range")
+    out.append(f"{hpo.get('n_trials', '?')} HPO trials ({hpo.get('n_pruned', 0)} pruned): more "
+               "trials with `hpo.n_trials` search the recipe further")
+    return out
+
+
 def markdown(bench: dict[str, Any], stage_metrics: dict[str, dict[str, Any]],
              p: ReportParams, metric: str = "accuracy",
              classes: dict[str, Any] | None = None, recommended: str | None = None) -> str:
     """Recommendation, results table, targets, per-class scores and stage durations as one
     Markdown document."""
     prep = stage_metrics.get("prepare", {})
-    lines = []
+    lines = bottleneck(bench, stage_metrics, p, metric)
     if prep:
         lines += [f"Data: {prep.get('n_classes', '?')} classes "
                   f"({', '.join(str(x) for x in prep.get('label_names', []))}); "

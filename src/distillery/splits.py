@@ -92,7 +92,7 @@ def _largest_remainder(n: int, weights: Sequence[float]) -> list[int]:
 def make_splits(
     train: Split,
     eval_: Split | None,
-    n_train: int,
+    n_train: int | float | str,
     n_val: int,
     n_transfer: int,
     eval_size: int,
@@ -100,6 +100,10 @@ def make_splits(
     eval_seed: int | None = None,
 ) -> tuple[dict[str, Split], dict[str, Any]]:
     """Disjoint ``train`` / ``val`` / ``transfer`` / ``eval`` splits.
+
+    ``n_train`` is a count, or ``"all"`` / a fraction in (0, 1] of the labelled examples left
+    once val and transfer are set aside (:func:`_relative_splits`: val is drawn first, and
+    pool examples related to a val text are left out of train and transfer).
 
     Train is deduplicated by (text, pair) and every example also in ``eval_`` is dropped from
     it. Without ``eval_``, a stratified eval split of ``eval_size`` is carved from the pool first
@@ -132,6 +136,9 @@ def make_splits(
         eval_, pool = pool.subset(picked), pool.subset(_rest(len(pool), picked))
         logger.info("carved an eval split of %d examples from train", eval_size)
     info["pool_size"] = len(pool)
+    if not isinstance(n_train, int):
+        fraction = 1.0 if n_train == "all" else float(n_train)
+        return _relative_splits(pool, eval_, fraction, n_val, n_transfer, seed, info)
     if n_train + n_val > len(pool):
         raise ValueError(
             f"prepare.n_train + prepare.n_val = {n_train + n_val} but only {len(pool)} labelled "
@@ -166,6 +173,36 @@ def make_splits(
     splits = {"train": pool.subset(tr), "val": pool.subset(va), "transfer": transfer,
               "eval": eval_}
     return splits, info
+
+
+def _relative_splits(pool: Split, eval_: Split, fraction: float, n_val: int, n_transfer: int,
+                     seed: int, info: dict[str, Any]) -> tuple[dict[str, Split], dict[str, Any]]:
+    """Splits when train is a ``fraction`` of what is left: stratified val first, then
+    ``n_transfer`` random examples of the rest unrelated to val, then a stratified ``fraction``
+    of what remains is train."""
+    rng = random.Random(seed)
+    if n_val > len(pool):
+        raise ValueError(f"prepare.n_val={n_val} but only {len(pool)} labelled examples are "
+                         "available: lower prepare.n_val")
+    va = stratified_indices(pool.labels, n_val, rng)
+    rest = _rest(len(pool), va)
+    near = related([pool.texts[i] for i in rest], [pool.texts[i] for i in va]) \
+        if pool.pairs is None else [False] * len(rest)
+    info["val_related_to_train_excluded"] = sum(near)
+    info["transfer_related_to_val_excluded"] = 0
+    rest = [i for i, bad in zip(rest, near, strict=True) if not bad]
+    if n_transfer >= len(rest):
+        raise ValueError(f"prepare.n_transfer={n_transfer} leaves no labelled example for train "
+                         f"({len(rest)} remain after val): lower prepare.n_transfer")
+    rng.shuffle(rest)
+    transfer, labelled = pool.subset(rest[:n_transfer]), rest[n_transfer:]
+    transfer.labels = [-1] * len(transfer)
+    take = max(1, round(fraction * len(labelled)))
+    tr = [labelled[k] for k in stratified_indices([pool.labels[i] for i in labelled], take, rng)]
+    logger.info("train: %d of %d labelled examples left after val and transfer (%s)",
+                len(tr), len(labelled), f"{fraction:g}")
+    return {"train": pool.subset(tr), "val": pool.subset(va), "transfer": transfer,
+            "eval": eval_}, info
 
 
 def related(candidates: Sequence[str], reference: Sequence[str],

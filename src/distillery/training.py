@@ -58,14 +58,19 @@ class TrainConfig:
         return max(1, math.ceil(self.epochs * n_examples / self.batch_size))
 
 
-StepHook = Callable[[int, float, torch.nn.Module], None]
+StepHook = Callable[[int, float, torch.nn.Module], "bool | None"]
 """``hook(step, loss, model)``, called after every optimiser step (1-based), e.g. to log a
-training curve (:class:`distillery.curves.Curve`)."""
+training curve (:class:`distillery.curves.Curve`) or to validate and stop early
+(:class:`distillery.hpo.Validator`): a truthy return value ends the training."""
+
+ParamGroups = list[torch.nn.Parameter] | list[dict[str, Any]]
+"""Parameters, or AdamW parameter groups (``{"params": [...], "lr": ...}``) when some train at
+their own learning rate (e.g. a fresh classification head)."""
 
 
 def fit(
     model: torch.nn.Module,
-    params: list[torch.nn.Parameter],
+    params: ParamGroups,
     cfg: TrainConfig,
     n_examples: int,
     epoch_batches: Callable[[int], Iterable[Any]],
@@ -73,10 +78,12 @@ def fit(
     desc: str | None = "train",
     on_step: StepHook | None = None,
 ) -> list[float]:
-    """The optimisation loop every training in the project runs: AdamW on ``params``, linear
-    warm-up and decay over ``cfg.total_steps(n_examples)`` steps, gradient clipping at 1, a
-    tqdm bar, ``on_step`` after each step; on a GPU the forward runs under autocast (bf16, else
-    fp16 with a gradient scaler; :mod:`distillery.device`), on the CPU nothing changes.
+    """The optimisation loop every training in the project runs: AdamW on ``params`` (or
+    parameter groups with their own ``lr``), linear warm-up and decay over
+    ``cfg.total_steps(n_examples)`` steps, gradient clipping at 1, a tqdm bar, ``on_step`` after
+    each step (training stops early when it returns a truthy value); on a GPU the forward
+    runs under autocast (bf16, else fp16 with a gradient scaler; :mod:`distillery.device`), on
+    the CPU nothing changes.
 
     Args:
         epoch_batches: ``epoch -> batches`` of that epoch (seeded shuffle); cycled until the
@@ -91,18 +98,19 @@ def fit(
     scaler = grad_scaler(device)
     total = cfg.total_steps(n_examples)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    flat = [q for g in opt.param_groups for q in g["params"]]
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
     model.train()
     losses: list[float] = []
-    epoch = 0
+    epoch, stop = 0, False
     bar = tqdm(total=total, desc=desc, disable=desc is None, leave=False)
-    while len(losses) < total:
+    while len(losses) < total and not stop:
         for batch in epoch_batches(epoch):
             with autocast(device):
                 loss = step_loss(batch)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            torch.nn.utils.clip_grad_norm_(flat, 1.0)
             scaler.step(opt)
             scaler.update()
             sched.step()
@@ -111,9 +119,9 @@ def fit(
             bar.update()
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
             if on_step is not None:
-                on_step(len(losses), losses[-1], model)
+                stop = bool(on_step(len(losses), losses[-1], model))
                 model.train()
-            if len(losses) >= total:
+            if len(losses) >= total or stop:
                 break
         epoch += 1
     bar.close()
@@ -137,21 +145,25 @@ def train(
     loss_fn: LossFn = cross_entropy,
     desc: str | None = "train",
     on_step: StepHook | None = None,
+    params: ParamGroups | None = None,
 ) -> list[float]:
     """Train a classifier in place on ``split`` with :func:`fit`.
 
     Batches come from :func:`distillery.data.batches` (reshuffled each epoch, length-sorted
-    within). Parameters of ``loss_fn`` (when it is an ``nn.Module``) are optimised too; its
-    ``model_kwargs`` (e.g. ``output_hidden_states``) go to every forward.
+    within). ``params`` (default: every parameter that requires gradients) may be AdamW
+    parameter groups with their own learning rates. Parameters of ``loss_fn`` (when it is an
+    ``nn.Module``) are optimised too; its ``model_kwargs`` (e.g. ``output_hidden_states``) go
+    to every forward.
 
     Returns:
         The loss of every step.
     """
     if len(split) == 0:
         raise ValueError("cannot train on an empty split")
-    params = trainable(model)
+    params = list(params) if params is not None else trainable(model)
     if isinstance(loss_fn, torch.nn.Module):
-        params += [p for p in loss_fn.parameters() if p.requires_grad]
+        extra = [p for p in loss_fn.parameters() if p.requires_grad]
+        params += [{"params": extra}] if params and isinstance(params[0], dict) else extra
         loss_fn.train()
     model_kwargs = dict(getattr(loss_fn, "model_kwargs", {}))
     device = model_device(model)

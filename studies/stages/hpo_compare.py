@@ -9,6 +9,7 @@ share of evaluations near the best; ``--report`` (markdown table).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -27,7 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     args = stage_args(__doc__, ["main-params", "table", "curves", "png", "metrics", "report"],
                       argv)
     s = load_section(args.params, "hpo_study", HpoStudyParams)
-    space = hpo.search_space(load_section(args.main_params, "hpo", HpoParams))
+    # the LoRA space hpo_table scored
+    space = hpo.search_space(dataclasses.replace(
+        load_section(args.main_params, "hpo", HpoParams), method=["lora"]))
     full = tabular.read_table(args.table, space)
     samplers = list(dict.fromkeys(["random", *s.samplers]))  # random first: the target
     runs: dict[str, list[dict]] = {name: [] for name in samplers}

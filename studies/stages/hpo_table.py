@@ -35,10 +35,11 @@ def main(argv: list[str] | None = None) -> None:
     tp = load_section(args.main_params, "teacher", TeacherParams)
     p = load_section(args.main_params, "hpo", HpoParams)
     metric = load_section(args.main_params, "task", TaskParams).metric
-    space = hpo.search_space(p)
-    configs = space.latin_hypercube(s.n_configs, s.seed)
+    # the LoRA space of the HPO study this comes from; every configuration trained in full
     fixed = dataclasses.replace(p, sampler="random", n_trials=s.n_configs, n_initial=0,
-                                workers=1)
+                                workers=1, method=["lora"], pruner="none")
+    space = hpo.search_space(fixed)
+    configs = space.latin_hypercube(s.n_configs, s.seed)
     name = runner.study_name("hpo-table", {"configs": configs, "teacher": tp, "metric": metric,
                                            "hpo": dataclasses.replace(fixed, n_trials=0),
                                            "data": fingerprint(args.data)})
@@ -53,13 +54,14 @@ def main(argv: list[str] | None = None) -> None:
     # live checks: configurations spread over the ranking, retrained with another seed
     splits, names = load_prepared(args.data)
     tok = models.load_tokenizer(tp.model)
-    trial_train = splits["train"].subset(range(min(p.trial_examples, len(splits["train"]))))
+    trial_train = splits["train"].subset(range(hpo.trial_size(p, len(splits["train"]))))
+    epochs = hpo.run_epochs(p, len(splits["train"]), len(names))
     order = np.argsort([-r["score"] for r in rows])
     picks = [int(order[int(i)]) for i in np.linspace(0, len(rows) - 1, s.live_checks).round()]
-    reseeded = dataclasses.replace(p, seed=p.seed + 1)
+    reseeded = dataclasses.replace(fixed, seed=p.seed + 1)
     checks = []
     for i in picks:
-        model = hpo.fine_tune(tp, reseeded, hpo.hyper(rows[i]), trial_train, p.trial_epochs,
+        model = hpo.fine_tune(tp, reseeded, hpo.recipe(rows[i], fixed), trial_train, epochs,
                               tok, names)
         live = evaluate.evaluate(model, splits["val"], tok, tp.max_length, metric)
         checks.append({"table": rows[i]["score"], "live": live})

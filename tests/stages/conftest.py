@@ -30,8 +30,9 @@ def tiny_params(teacher_dir: Path, source: Path, **data) -> dict:
                                   "num_attention_heads": [2, 4], "intermediate_size": [16, 37]})
     # Learning rates and steps large enough that the tiny models learn the tiny tasks (the
     # stage test asserts it), with the export's int8 agreement gate left on.
-    p["hpo"].update(n_trials=3, n_initial=2, trial_examples=40, trial_epochs=1.0,
-                    final_epochs=8.0, lr=[5e-3, 2e-2], rank=[2, 4], alpha=[4, 8],
+    p["hpo"].update(n_trials=3, n_initial=2, trial_examples=40, min_epochs=8.0,
+                    steps_per_class=1, evals=3, patience=0, lr=[5e-3, 2e-2],
+                    full_lr=[5e-3, 2e-2], head_lr=[5e-3, 2e-2], rank=[2, 4], alpha=[4, 8],
                     target_modules=None)
     p["distill"].update(epochs=6.0, lr=5e-3)
     p["compress"].update(recovery_steps=10, lr=5e-3, importance_batches=2, hidden_weight=1.0)

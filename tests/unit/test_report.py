@@ -148,3 +148,42 @@ def test_markdown_shows_a_causal_teachers_generic_vs_specialised_table():
     assert "| LoRA-specialised, zero-shot | 0.8900 | 455.0 | 1.1300 |" in text
     assert "generic vs specialised" not in report.markdown(bench(), {"hpo": {"duration_s": 1}},
                                                            P, recommended=None)
+
+
+HPO_UNDERTRAINED = {"final_steps": 250, "final_steps_run": 250, "final_best_step": 250,
+                    "teacher_val_score": 0.83, "best_trial_score": 0.48, "trial_examples": 2000,
+                    "trial_steps": 94, "n_trials": 6, "n_pruned": 0, "on_bounds_lr": 0.67,
+                    "on_bounds_rank": 0.0}
+PREP_MANY_CLASSES = {"train_count": 4000, "n_classes": 150}
+
+
+def test_no_bottleneck_when_the_teacher_is_good_and_ahead():
+    assert report.bottleneck(bench(), {}, P) == []
+
+
+@pytest.mark.parametrize("over", [
+    {"teacher_torch_fp32": {"accuracy": 0.80}},  # below min_teacher_score (0.83)
+    {"student_onnx_fp32": {"accuracy": 0.86}},  # a student above its teacher (0.85)
+])
+def test_the_report_says_first_when_the_teacher_is_the_bottleneck(over):
+    metrics = {"prepare": PREP_MANY_CLASSES, "hpo": HPO_UNDERTRAINED}
+    lines = report.bottleneck(bench(**over), metrics, P)
+    text = "\n".join(lines)
+    assert lines[0].startswith("**The teacher is the bottleneck**")
+    for knob in ("hpo.steps_per_class", "hpo.trial_examples", "prepare.n_train: all",
+                 "hpo.method: [full, lora]", "hpo.lr", "hpo.n_trials"):
+        assert knob in text, knob
+    assert "hpo.rank" not in text  # no trial at its bounds
+    md = report.markdown(bench(**over), metrics, P)
+    assert md.startswith("**The teacher is the bottleneck**")
+
+
+def test_a_well_trained_teacher_gets_only_the_generic_advice():
+    hpo = {"final_steps": 250, "final_steps_run": 180, "final_best_step": 120,
+           "teacher_val_score": 0.80, "best_trial_score": 0.79, "best_score_full": 0.79,
+           "n_trials": 6, "n_pruned": 3}
+    lines = report.bottleneck(bench(teacher_torch_fp32={"accuracy": 0.80}),
+                              {"prepare": {"train_count": 4000, "n_classes": 2}, "hpo": hpo}, P)
+    causes = [line for line in lines if line.startswith("- ")]
+    assert causes == ["- 6 HPO trials (3 pruned): more trials with `hpo.n_trials` search the "
+                      "recipe further"]

@@ -296,3 +296,52 @@ def test_rank_agreement_of_proxies():
                                        "num_attention_heads": [4], "intermediate_size": [8, 16]},
                                       k=10, seed=0)
     assert len(archs) == 4  # the whole space, each genome once
+
+
+# --------------------------------------------------------------------------- pruning
+
+
+def _learning_curve(params, report):
+    """A trial that reports 6 rising validation scores; its level is its ``x1`` (a hopeless
+    configuration stays low all along)."""
+    level = params["x1"] / 10
+    for step in range(1, 7):
+        report(level * step / 6, step)
+    return level
+
+
+@pytest.mark.parametrize("pruner", ["median", "halving", "hyperband"])
+def test_a_pruner_stops_hopeless_trials_and_they_count_toward_n_trials(tmp_path, pruner):
+    space = Space((Dim("x1", 0.0, 10.0),))
+    study, _ = runner.open_study(str(tmp_path / "s.journal"), "s", "random", space, 0,
+                                 pruner=pruner, n_steps=6)
+    for x1 in (9.0, 8.0, 9.5, 0.5, 0.2, 0.1):  # good ones first, then hopeless ones
+        study.enqueue_trial({"x1": x1})
+    runner.optimize(study, space, _learning_curve, 6, desc=None)
+    trials = runner.ran_trials(study)
+    assert len(trials) == 6
+    pruned = [t.params["x1"] for t in trials if t.state == TrialState.PRUNED]
+    assert sum(x1 < 1 for x1 in pruned) >= 2  # hopeless ones stopped ...
+    if pruner == "median":  # ... and only those (successive halving also cuts the good 8.0)
+        assert sorted(pruned) == [0.1, 0.2, 0.5]
+    assert all(t.last_step < 6 for t in trials if t.state == TrialState.PRUNED)
+    assert max(runner.finished_trials(study), key=lambda t: t.value).params["x1"] == 9.5
+
+
+def test_an_objective_without_report_is_never_pruned(tmp_path):
+    study, _ = runner.open_study(str(tmp_path / "s.journal"), "s", "random", BRANIN, 0,
+                                 pruner="median", n_steps=6)
+    runner.optimize(study, BRANIN, branin, 5, desc=None)
+    assert len(runner.finished_trials(study)) == 5
+
+
+@pytest.mark.parametrize("sampler", ["soo", "bamsoo"])
+def test_samplers_that_cannot_prune_say_so_and_keep_working(tmp_path, sampler, caplog):
+    space = Space((Dim("x1", 0.0, 10.0),))
+    with caplog.at_level("INFO", logger="distillery.search.pruners"):
+        study, _ = runner.open_study(str(tmp_path / "s.journal"), "s", sampler, space, 0,
+                                     pruner="median", n_steps=6)
+    assert f"sampler {sampler} cannot use pruned trials" in caplog.text
+    assert isinstance(study.pruner, optuna.pruners.NopPruner)
+    runner.optimize(study, space, _learning_curve, 6, desc=None)
+    assert len(runner.finished_trials(study)) == 6  # nothing pruned

@@ -236,3 +236,29 @@ def test_too_few_unrelated_val_candidates_names_the_keys():
     source = Split([" ".join(["x"] * k) for k in range(1, 41)], [k % 2 for k in range(40)])
     with pytest.raises(ValueError, match="prepare.n_val=5 but only 0 examples are unrelated"):
         make_splits(source, None, 20, 5, 0, eval_size=5, seed=0)
+
+
+@pytest.mark.parametrize(("n_train", "expected"), [("all", 300), (0.5, 150), (1.0, 300)])
+def test_n_train_all_or_a_fraction_takes_what_val_and_transfer_leave(pool, dev, n_train,
+                                                                      expected):
+    splits, info = make_splits(pool, dev, n_train, 40, 60, eval_size=50, seed=0)
+    assert {k: len(v) for k, v in splits.items()} == {
+        "train": expected, "val": 40, "transfer": 60, "eval": 60}
+    _assert_disjoint(splits)
+    assert set(splits["train"].labels) == {0, 1}
+    assert all(y == -1 for y in splits["transfer"].labels)
+    if n_train == "all":  # every example of the pool is used
+        assert 300 + 40 + 60 + info["val_related_to_train_excluded"] == 400
+
+
+def test_n_train_all_keeps_val_unrelated_to_train():
+    phrases = Split(["a gorgeous film", "a gorgeous film , funny", "dull", "so dull and long",
+                     *[f"text {i}" for i in range(40)]], [1, 1, 0, 0, *[i % 2 for i in range(40)]])
+    for seed in range(5):
+        splits, _ = make_splits(phrases, None, "all", 4, 0, eval_size=4, seed=seed)
+        assert not any(related(splits["train"].texts, splits["val"].texts))
+
+
+def test_n_train_all_with_no_room_left_names_the_key(pool, dev):
+    with pytest.raises(ValueError, match="prepare.n_transfer"):
+        make_splits(pool, dev, "all", 100, 300, eval_size=50, seed=0)

@@ -77,7 +77,10 @@ def lm_eval_score(model, tok, task: Path, metric: str, num_fewshot: int = 0) -> 
 
 class CausalTrials(Trials):
     """One HPO worker for a causal-LM teacher: the base model is loaded once per worker and
-    each trial's adapters are removed after it; trials are scored by lm-eval on val."""
+    each trial's adapters are removed after it; trials are scored by lm-eval on val once
+    trained (no intermediate scores: the pruner never stops them)."""
+
+    causal = True
 
     def objective(self, splits: dict[str, Split], names: list[str], trial_train: Split,
                   stack: ExitStack) -> Callable[[dict[str, Any]], float]:
@@ -90,10 +93,12 @@ class CausalTrials(Trials):
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="distillery-lmeval-"))
         tasks = evaluation.write_tasks(folder, prompt, self.data, split="val")
 
+        epochs = hpo.run_epochs(p, len(splits["train"]), len(names))
+
         def score(params: dict[str, Any]) -> float:
-            hp = hpo.hyper(params)
+            hp = hpo.recipe(params, p).lora()
             peft_model = finetune.fine_tune(lm, tok, prompt, trial_train, hp,
-                                            lora_config(p, hp, p.trial_epochs, tp),
+                                            lora_config(p, hp, epochs, tp),
                                             p.target_modules, desc=f"lora r={hp.rank}")
             try:
                 return lm_eval_score(peft_model, tok, tasks.classify, self.metric)
@@ -144,7 +149,9 @@ def specialise(tp: Any, p: Any, best: Any, splits: dict[str, Split], names: list
         logger.info("base model: lm-eval on eval (%s-shot) and reference-text perplexity",
                     "/".join(map(str, shots)))
         base = evaluation.measure(lm, tok, tasks, shots=shots, max_length=None)
-        cfg = lora_config(p, best, p.final_epochs, tp)
+        from distillery.hpo import run_epochs
+
+        cfg = lora_config(p, best, run_epochs(p, len(train), len(names)), tp)
         total = cfg.total_steps(len(train))
         scorer = ValScore(tok, prompt, splits["val"], tp.max_length, metric)
         with curves.Curve(curve_dir, splits["val"], None, tp.max_length, metric, total,

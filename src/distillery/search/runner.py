@@ -11,6 +11,10 @@
 * **Duplicates.** A configuration that already has a finished trial is not run again: the new
   trial is told the same value and marked ``cached`` (SOO cells rounding to one integer
   configuration, evolution re-proposing a genome).
+* **Pruning.** An objective that takes a ``report`` argument gets ``report(value, step)``:
+  it records an intermediate score and raises ``optuna.TrialPruned`` when the study's pruner
+  (:mod:`~distillery.search.pruners`) stops the trial, which is then stored ``PRUNED`` with
+  its last reported value. Pruned trials count toward ``n_trials``; only finished ones can win.
 * **Workers.** :func:`run_workers` starts processes that each call :func:`optimize` on the same
   study; the storage is the only thing they share (Optuna's own distributed mode).
 """
@@ -18,6 +22,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -37,7 +42,10 @@ logger = logging.getLogger(__name__)
 
 # params -> score, or (score, extra values stored as trial user attributes); a multi-objective
 # study takes a list of values in place of the score
-Objective = Callable[[Params], "float | tuple[float | list[float], dict[str, Any]]"]
+Objective = Callable[..., "float | tuple[float | list[float], dict[str, Any]]"]
+
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+"""States of a trial that ran: it counts toward ``n_trials`` and is never rerun."""
 
 
 def storage(spec: str) -> optuna.storages.BaseStorage:
@@ -57,8 +65,10 @@ def study_name(prefix: str, fingerprint: dict[str, Any]) -> str:
 
 
 def open_study(spec: str, name: str, sampler: str, space: Space, seed: int,
-               n_initial: int = 0) -> tuple[optuna.Study, list[Params]]:
-    """Create or reopen study ``name`` on storage ``spec`` with the registered ``sampler``.
+               n_initial: int = 0, pruner: str = "none",
+               n_steps: int = 1) -> tuple[optuna.Study, list[Params]]:
+    """Create or reopen study ``name`` on storage ``spec`` with the registered ``sampler`` and
+    ``pruner`` (for trials reporting up to ``n_steps`` intermediate values).
 
     A reopened study's sampler is seeded ``seed + 7919 * (trials so far)``: a resumed random
     or model-based sampler must not replay the proposals of the first run (they would all be
@@ -68,10 +78,12 @@ def open_study(spec: str, name: str, sampler: str, space: Space, seed: int,
         The study and the sampler's initial design (enqueue it with :func:`prepare`).
     """
     from distillery.search import make_sampler
+    from distillery.search.pruners import make_pruner
 
     study = load(spec, name)
     n = len(study.get_trials(deepcopy=False))
     study.sampler, design = make_sampler(sampler, space, seed + 7919 * n, n_initial)
+    study.pruner = make_pruner(pruner, sampler, n_steps)
     return study, design
 
 
@@ -108,7 +120,7 @@ def prepare(study: optuna.Study, design: list[Params], journal: bool) -> dict[st
     if not trials:
         for point in design:
             study.enqueue_trial(point)
-    finished = sum(t.state == TrialState.COMPLETE for t in trials)
+    finished = sum(t.state in DONE for t in trials)
     if finished or stale:
         logger.info("study %s: resuming with %d finished trials (%d left running by a "
                     "killed run, failed and re-queued)", study.study_name, finished, len(stale))
@@ -117,17 +129,18 @@ def prepare(study: optuna.Study, design: list[Params], journal: bool) -> dict[st
 
 def optimize(study: optuna.Study, space: Any, objective: Objective, n_trials: int,
              desc: str | None = "trials") -> None:
-    """Ask/tell until the study holds ``n_trials`` finished trials (counting those of other
-    workers, running ones included, so that workers stop together).
+    """Ask/tell until the study holds ``n_trials`` finished or pruned trials (counting those of
+    other workers, running ones included, so that workers stop together).
 
     ``space``: a :class:`Space` or anything with ``names``, ``distributions()`` and
     ``key(params)`` (NAS's genome space)."""
-    done = _finished(study)
+    done = [t for t in study.get_trials(deepcopy=False) if t.state in DONE]
     bar = tqdm(total=n_trials, initial=min(len(done), n_trials), desc=desc, disable=desc is None)
     while True:
         trials = study.get_trials(deepcopy=False)
         finished = [t for t in trials if t.state == TrialState.COMPLETE]
-        if len(finished) + sum(t.state == TrialState.RUNNING for t in trials) >= n_trials:
+        ran = sum(t.state in (*DONE, TrialState.RUNNING) for t in trials)
+        if ran >= n_trials:
             break
         trial = study.ask(space.distributions())
         k = space.key(trial.params)
@@ -148,8 +161,18 @@ def optimize(study: optuna.Study, space: Any, objective: Objective, n_trials: in
 
 
 def _run(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> None:
+    def report(value: float, step: int) -> None:
+        trial.report(float(value), step)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at step {step} (best so far {value:.4f})")
+
+    kwargs = {"report": report} if "report" in inspect.signature(objective).parameters else {}
     try:
-        out = objective(dict(trial.params))
+        out = objective(dict(trial.params), **kwargs)
+    except optuna.TrialPruned as e:
+        study.tell(trial, state=TrialState.PRUNED)
+        logger.info("trial %d %s: %s", trial.number, trial.params, e)
+        return
     except BaseException:
         study.tell(trial, state=TrialState.FAIL)
         raise
@@ -170,6 +193,12 @@ def _finished(study: optuna.Study) -> list[FrozenTrial]:
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Finished trials in the order they were created."""
     return sorted(_finished(study), key=lambda t: t.number)
+
+
+def ran_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Finished and pruned trials in the order they were created."""
+    return sorted((t for t in study.get_trials(deepcopy=False) if t.state in DONE),
+                  key=lambda t: t.number)
 
 
 def run_workers(target: Callable[[int], None], workers: int) -> None:
