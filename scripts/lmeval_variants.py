@@ -14,12 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from distillery.config.base import load_section
+from distillery.config.teacher import TeacherParams
 from distillery.demo import TORCH_VARIANTS, onnx_variants
 from distillery.io import setup_logging, write_json
 from distillery.lmeval.cli import build_spec
 from distillery.lmeval.harness import score
 from distillery.lmeval.task import write_task
-from distillery.params import TeacherParams, load_section
 
 
 def main() -> None:

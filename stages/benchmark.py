@@ -42,10 +42,13 @@ import torch
 from tqdm.auto import tqdm
 
 from distillery import accel, bench, evaluate, models, onnx_export, plots
+from distillery.config.base import load_section
+from distillery.config.benchmark import BenchmarkParams
+from distillery.config.task import TaskParams
+from distillery.config.teacher import TeacherParams
 from distillery.data import Split, encode, load_prepared
 from distillery.device import resolve_device
 from distillery.io import Timer, run_main, stage_args, write_csv, write_json
-from distillery.params import BenchmarkParams, TaskParams, TeacherParams, load_section
 
 logger = logging.getLogger("stages.benchmark")
 

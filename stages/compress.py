@@ -25,10 +25,13 @@ from __future__ import annotations
 import logging
 
 from distillery import curves, distill, evaluate, models, pruning, teacher_logits, training
+from distillery.config.base import load_section
+from distillery.config.compress import CompressParams
+from distillery.config.task import TaskParams
+from distillery.config.teacher import TeacherParams
 from distillery.data import concat, load_prepared
 from distillery.device import resolve_device
 from distillery.io import Timer, atomic_path, run_main, seed_everything, stage_args, write_json
-from distillery.params import CompressParams, TaskParams, TeacherParams, load_section
 
 logger = logging.getLogger("stages.compress")
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 
+from distillery.config.base import load_section
+from distillery.config.data import DataParams
 from distillery.io import run_main, stage_args, write_json
-from distillery.params import DataParams, load_section
 from distillery.sources import materialise
 
 logger = logging.getLogger("stages.data")

@@ -24,6 +24,10 @@ import logging
 import numpy as np
 
 from distillery import curves, distill, evaluate, families, models, teacher_logits, training
+from distillery.config.base import load_section
+from distillery.config.distill import DistillParams
+from distillery.config.task import TaskParams
+from distillery.config.teacher import TeacherParams
 from distillery.data import concat, load_prepared
 from distillery.device import resolve_device
 from distillery.io import (
@@ -35,7 +39,6 @@ from distillery.io import (
     stage_args,
     write_json,
 )
-from distillery.params import DistillParams, TaskParams, TeacherParams, load_section
 
 logger = logging.getLogger("stages.distill")
 

@@ -50,9 +50,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from distillery import bench, evaluate, families, models, onnx_export, quantize, vocab
+from distillery.config.base import load_section
+from distillery.config.export import ExportParams
+from distillery.config.teacher import TeacherParams
 from distillery.data import Split, concat, encode, load_prepared, model_inputs
 from distillery.io import Timer, atomic_path, run_main, stage_args, write_json
-from distillery.params import ExportParams, TeacherParams, load_section
 
 logger = logging.getLogger("stages.export")
 

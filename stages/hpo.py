@@ -36,6 +36,10 @@ import dataclasses
 import logging
 
 from distillery import evaluate, hpo, plots
+from distillery.config.base import load_section
+from distillery.config.hpo import HpoParams
+from distillery.config.task import TaskParams
+from distillery.config.teacher import TeacherParams
 from distillery.data import load_prepared
 from distillery.io import (
     Timer,
@@ -49,7 +53,6 @@ from distillery.io import (
 )
 from distillery.llm import teacher as llm_teacher
 from distillery.models import check_teacher, load_classifier, load_tokenizer
-from distillery.params import HpoParams, TaskParams, TeacherParams, load_section
 from distillery.search import runner
 
 logger = logging.getLogger("stages.hpo")

@@ -17,10 +17,11 @@ from __future__ import annotations
 import logging
 
 from distillery import evaluate, models, teacher_logits
+from distillery.config.base import load_section
+from distillery.config.teacher import TeacherParams
 from distillery.data import load_prepared
 from distillery.device import resolve_device
 from distillery.io import Timer, fingerprint, run_main, stage_args, write_json
-from distillery.params import TeacherParams, load_section
 
 logger = logging.getLogger("stages.label")
 

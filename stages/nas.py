@@ -23,15 +23,13 @@ import dataclasses
 import logging
 
 from distillery import models, nas, plots
+from distillery.config.base import load_section
+from distillery.config.distill import DistillParams
+from distillery.config.nas import NasParams
+from distillery.config.task import TaskParams
+from distillery.config.teacher import TeacherParams
 from distillery.io import Timer, fingerprint, run_main, stage_args, write_csv, write_json
 from distillery.llm import teacher as llm_teacher
-from distillery.params import (
-    DistillParams,
-    NasParams,
-    TaskParams,
-    TeacherParams,
-    load_section,
-)
 from distillery.search import runner
 
 logger = logging.getLogger("stages.nas")

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import logging
 
+from distillery.config.base import load_section
+from distillery.config.data import DataParams
+from distillery.config.prepare import PrepareParams
 from distillery.data import class_counts, write_labels, write_split
 from distillery.io import Timer, atomic_path, run_main, stage_args, write_json
-from distillery.params import DataParams, PrepareParams, load_section
 from distillery.sources import load_raw
 from distillery.splits import make_splits
 

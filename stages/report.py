@@ -21,8 +21,10 @@ import logging
 from pathlib import Path
 
 from distillery import plots, report
+from distillery.config.base import load_section
+from distillery.config.report import ReportParams
+from distillery.config.task import TaskParams
 from distillery.io import atomic_path, run_main, stage_args, write_json
-from distillery.params import ReportParams, TaskParams, load_section
 
 logger = logging.getLogger("stages.report")
 

@@ -23,11 +23,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from distillery import demo, evaluate, space, space_app
+from distillery.config.base import load_section
+from distillery.config.space import SpaceParams
+from distillery.config.task import TaskParams
 from distillery.data import load_prepared
 from distillery.io import run_main, stage_args, write_json
 from distillery.models import load_tokenizer
-from distillery.params import TaskParams, load_section
-from distillery.space import SpaceParams
 
 logger = logging.getLogger("stages.space")
 

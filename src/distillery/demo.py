@@ -178,7 +178,8 @@ def predicted_ids(model: space_app.Classifier, split: Split) -> np.ndarray:
 
 def build(variants: list[str] | None, paths: Paths, examples: int = 8, scan: int = 300):
     """The demo page for ``teacher-torch-fp32`` plus ``variants`` (None: the default)."""
-    from distillery.params import TeacherParams, load_section
+    from distillery.config.base import load_section
+    from distillery.config.teacher import TeacherParams
 
     max_length = load_section(paths.params, "teacher", TeacherParams).max_length
     meta = _read_labels_file(paths.data / LABELS_FILE)

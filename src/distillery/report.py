@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from distillery.params import ReportParams
+from distillery.config.report import ReportParams
 
 STAGES = ("data", "prepare", "hpo", "label", "nas", "distill", "compress", "export", "benchmark")
 TEACHER = "teacher-torch-fp32"

@@ -21,9 +21,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from distillery.config.data import DataParams
 from distillery.data import Split
 from distillery.io import atomic_path
-from distillery.params import DataParams
 
 logger = logging.getLogger(__name__)
 

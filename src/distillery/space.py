@@ -14,40 +14,10 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from distillery import space_app
 from distillery.io import atomic_path
-
-
-@dataclass
-class SpaceParams:
-    """The ``space`` section of params.yaml: the Space folder the ``space`` stage writes.
-
-    Kept here rather than in :mod:`distillery.params` (which every stage depends on) so that
-    the Space's knobs do not invalidate the rest of the pipeline."""
-
-    variant: str = "recommended"
-    """ONNX variant to ship (e.g. ``student-onnx-int8``); ``recommended`` = the report's pick."""
-    title: str = "Distillery student"
-    """The Space's title (its README header and the page)."""
-    examples: int = 8
-    """Eval examples offered on the page: about half the model gets wrong, half right."""
-
-    def check(self) -> list[str]:
-        out = []
-        if not self.variant.strip():
-            out.append("variant: empty; give an ONNX variant name or 'recommended'")
-        elif "-torch-" in self.variant:
-            out.append(f"variant: got {self.variant!r}; a Space runs ONNX Runtime, pick an "
-                       "'-onnx-' variant")
-        if not self.title.strip():
-            out.append("title: empty")
-        if self.examples < 0:
-            out.append(f"examples: got {self.examples}, expected >= 0")
-        return out
-
 
 APP_REQUIREMENTS = {"gradio": "gradio", "onnxruntime": "onnxruntime", "tokenizers": "tokenizers",
                     "numpy": "numpy"}

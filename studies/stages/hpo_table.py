@@ -20,9 +20,12 @@ import logging
 import numpy as np
 
 from distillery import evaluate, hpo, models
+from distillery.config.base import load_section
+from distillery.config.hpo import HpoParams
+from distillery.config.task import TaskParams
+from distillery.config.teacher import TeacherParams
 from distillery.data import load_prepared
 from distillery.io import Timer, fingerprint, run_main, stage_args, write_csv, write_json
-from distillery.params import HpoParams, TaskParams, TeacherParams, load_section
 from distillery.search import runner
 from distillery.studies.params import HpoStudyParams
 

@@ -22,9 +22,13 @@ import logging
 from tqdm.auto import tqdm
 
 from distillery import models, nas, plots, teacher_logits
+from distillery.config.base import load_section
+from distillery.config.distill import DistillParams
+from distillery.config.nas import NasParams
+from distillery.config.task import TaskParams
+from distillery.config.teacher import TeacherParams
 from distillery.data import Split, load_prepared
 from distillery.io import Timer, run_main, stage_args, write_csv, write_json
-from distillery.params import DistillParams, NasParams, TaskParams, TeacherParams, load_section
 from distillery.studies import calibration
 from distillery.studies.params import ProxyStudyParams
 

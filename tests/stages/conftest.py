@@ -30,7 +30,7 @@ def tiny_params(teacher_dir: Path, source: Path, **data) -> dict:
                                   "num_attention_heads": [2, 4], "intermediate_size": [16, 37]})
     # Learning rates and steps large enough that the tiny models learn the tiny tasks (the
     # stage test asserts it), with the export's int8 agreement gate left on.
-    p["hpo"].update(n_trials=3, n_initial=2, trial_examples=40, min_epochs=8.0,
+    p["hpo"].update(n_trials=3, n_initial=2, trial_examples=40, min_epochs=16.0,
                     steps_per_class=1, evals=3, patience=0, lr=[5e-3, 2e-2],
                     full_lr=[5e-3, 2e-2], head_lr=[5e-3, 2e-2], rank=[2, 4], alpha=[4, 8],
                     target_modules=None)

@@ -55,7 +55,7 @@ def test_pipeline_stages_in_order(any_stage_dir):
             "n_trials", "n_pruned", "best_weight_decay", "on_bounds_lr", "on_bounds_full_lr",
             "trial_examples", "trial_steps", "final_steps", "final_best_step"} <= set(m)
     assert m["n_trials"] == 3 and m["n_resumed"] == 0
-    assert (m["trial_examples"], m["trial_steps"], m["final_steps"]) == (40, 10, 30)
+    assert (m["trial_examples"], m["trial_steps"], m["final_steps"]) == (40, 20, 60)
     assert 0 < m["final_best_step"] <= m["final_steps"]
     assert m["retrain_drop"] == pytest.approx(m["best_trial_score"] - m["teacher_val_score"],
                                               abs=1e-6)

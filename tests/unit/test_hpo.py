@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from distillery import hpo
+from distillery.config.hpo import HpoParams
+from distillery.config.teacher import TeacherParams
 from distillery.io import fingerprint
-from distillery.params import HpoParams, TeacherParams
 
 P = HpoParams()
 SPACE = hpo.search_space(P)

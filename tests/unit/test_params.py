@@ -1,4 +1,4 @@
-"""Tests of ``distillery.params``: typed sections of ``params.yaml`` and their validation.
+"""Tests of ``distillery.config``: typed sections of ``params.yaml`` and their validation.
 
 Every bad value must stop a stage with one ``ValueError`` that names the ``section.key``, the
 value given and what is allowed.
@@ -12,23 +12,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from distillery.params import (
-    BenchmarkParams,
-    CompressParams,
-    DataParams,
-    DistillParams,
-    ExportParams,
-    HpoParams,
-    NasParams,
-    PrepareParams,
-    ReportParams,
-    SearchSpace,
-    TaskParams,
-    TeacherParams,
-    load_section,
-    parse_section,
-)
-from distillery.space import SpaceParams
+from distillery.config.base import load_section, parse_section
+from distillery.config.benchmark import BenchmarkParams
+from distillery.config.compress import CompressParams
+from distillery.config.data import DataParams
+from distillery.config.distill import DistillParams
+from distillery.config.export import ExportParams
+from distillery.config.hpo import HpoParams
+from distillery.config.nas import NasParams, SearchSpace
+from distillery.config.prepare import PrepareParams
+from distillery.config.report import ReportParams
+from distillery.config.space import SpaceParams
+from distillery.config.task import TaskParams
+from distillery.config.teacher import TeacherParams
 
 REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 

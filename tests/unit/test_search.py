@@ -256,7 +256,7 @@ def test_failing_worker_is_reported(tmp_path):
 def test_registry_names_match_the_params_choices():
     from typing import get_args, get_type_hints
 
-    from distillery.params import HpoParams
+    from distillery.config.hpo import HpoParams
 
     assert set(get_args(get_type_hints(HpoParams)["sampler"])) == set(SAMPLERS)
 

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from distillery import sources
-from distillery.params import DataParams
+from distillery.config.data import DataParams
 
 ROWS = [("it 's \"great\" fun", 1), ("\" dull", 0), ("null", 1), ("2010", 0), ("NA", 1)]
 """Texts that a careless reader turns into quotes, NaN or numbers. The GLUE-style tsv holds

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import PreTrainedModel
 
 from distillery.data import Split
-from distillery.params import CompressParams
 from distillery.pruning import structured, unstructured
 from distillery.pruning.structured import Scores, importance, prune, reshape
 from distillery.pruning.unstructured import (
@@ -31,6 +30,9 @@ from distillery.pruning.unstructured import (
     prunable,
     sparsity,
 )
+
+if TYPE_CHECKING:  # annotations only: the params section is not a dependency of every model
+    from distillery.config.compress import CompressParams
 
 __all__ = ["METHODS", "Method", "Scores", "apply_global_magnitude", "importance",
            "make_permanent", "prunable", "prune", "reshape", "sparsity", "structured",

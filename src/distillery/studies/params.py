@@ -1,10 +1,11 @@
-"""Typed sections of ``studies/params.yaml``, loaded with ``distillery.params.load_section``."""
+"""Typed sections of ``studies/params.yaml``, loaded with ``config.base.load_section``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from distillery.params import SearchSpace, _positive, parse_section
+from distillery.config.base import parse_section, positive
+from distillery.config.nas import SearchSpace
 
 
 @dataclass
@@ -28,7 +29,7 @@ class HpoStudyParams:
     seed: int = 0
 
     def check(self) -> list[str]:
-        out = _positive(self, "n_configs", "seeds", "budget", "subset")
+        out = positive(self, "n_configs", "seeds", "budget", "subset")
         if self.subset > 1:
             out.append(f"subset: got {self.subset}, expected a share in (0, 1]")
         from distillery.search import SAMPLERS
@@ -56,13 +57,13 @@ class ProxyStudyParams:
     seed: int = 0
 
     def space(self, default: SearchSpace) -> SearchSpace:
-        """:attr:`search_space` as a :class:`~distillery.params.SearchSpace`, or ``default``."""
+        """:attr:`search_space` as a :class:`~distillery.config.nas.SearchSpace`, or ``default``."""
         if self.search_space is None:
             return default
         return parse_section(SearchSpace, self.search_space, "proxy_study.search_space")
 
     def check(self) -> list[str]:
-        out = _positive(self, "n_archs", "reference_steps")
+        out = positive(self, "n_archs", "reference_steps")
         if self.search_space is not None:
             try:
                 self.space(SearchSpace())

@@ -1,0 +1,142 @@
+"""Loading and validating a section of ``params.yaml`` into its dataclass.
+
+Every stage loads its sections through :func:`load_section`. Unknown keys, wrong types and
+out-of-range values are all collected and reported in one ``ValueError`` that names the
+``params.yaml`` key, the value given and what is allowed, before any compute starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        key_t, val_t = typing.get_args(hint)
+        return isinstance(value, dict) and all(
+            _type_ok(k, key_t) and _type_ok(v, val_t) for k, v in value.items()
+        )
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, dict)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    if origin is list:
+        return f"a list of {_describe(typing.get_args(hint)[0])}"
+    if hint is type(None):
+        return "null"
+    if dataclasses.is_dataclass(hint):
+        return f"a mapping with keys {', '.join(f.name for f in dataclasses.fields(hint))}"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _build(cls: type[T], raw: Any, prefix: str, problems: list[str]) -> T | None:
+    if not isinstance(raw, dict):
+        problems.append(f"{prefix}: got {raw!r}, expected a mapping")
+        return None
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            problems.append(
+                f"{prefix}.{key}: unknown key (value {raw[key]!r}); allowed keys: "
+                + ", ".join(sorted(names))
+            )
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            continue
+        value, hint = raw[f.name], hints[f.name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = _build(hint, value, f"{prefix}.{f.name}", problems)
+            if value is None:
+                continue
+        elif not _type_ok(value, hint):
+            problems.append(f"{prefix}.{f.name}: got {value!r}, expected {_describe(hint)}")
+            continue
+        if hint is float and isinstance(value, int):
+            value = float(value)
+        kwargs[f.name] = value
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if check is not None:
+        # Fields that already failed hold their defaults: skip what check() says of them.
+        bad = {p.split(":")[0] for p in problems}
+        problems.extend(
+            f"{prefix}.{p}" for p in check() if f"{prefix}.{p.split(':')[0]}" not in bad
+        )
+    return obj
+
+
+def parse_section(cls: type[T], raw: Any, name: str) -> T:
+    """Build ``cls`` from the mapping ``raw`` (the ``name`` section), validating everything.
+
+    Raises:
+        ValueError: listing every problem found, one per line.
+    """
+    problems: list[str] = []
+    obj = _build(cls, raw if raw is not None else {}, name, problems)
+    if problems:
+        raise ValueError(
+            f"invalid params.yaml section '{name}':\n  - " + "\n  - ".join(problems)
+        )
+    assert obj is not None
+    return obj
+
+
+def load_section(path: str | Path, name: str, cls: type[T]) -> T:
+    """Load section ``name`` of the params file at ``path`` into the dataclass ``cls``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"params file {path} not found")
+    data = yaml.safe_load(path.read_text()) or {}
+    if name not in data:
+        raise ValueError(f"params.yaml has no '{name}' section (sections: {', '.join(data)})")
+    return parse_section(cls, data[name], name)
+
+
+def in_range(name: str, value: float, lo: float, hi: float) -> list[str]:
+    if not lo <= value <= hi:
+        return [f"{name}: got {value!r}, expected a value in [{lo}, {hi}]"]
+    return []
+
+
+def positive(obj: Any, *names: str) -> list[str]:
+    return [
+        f"{n}: got {getattr(obj, n)!r}, expected a positive number"
+        for n in names
+        if getattr(obj, n) <= 0
+    ]

