@@ -53,10 +53,11 @@ study-stackoverflow: $(VENV)/.installed
 
 # A many-class task: 64 home-assistant intents, string labels, 31-156 train rows a class (params
 # only). Every labelled example trains (n_train: all); the teacher's training length grows with
-# the classes (hpo.steps_per_class).
+# the classes (hpo.steps_per_class); the student distils 8 passes (4: 0.8965 macro-F1, 8: 0.9134).
 HWU64 := -S data.source=../shared/datasets/hwu64 -S data.text_column=text \
 	-S data.label_column=category -S data.label_names=null -S task.metric=macro_f1 \
-	-S prepare.n_train=all -S prepare.n_transfer=0 -S report.min_teacher_score=0.88
+	-S prepare.n_train=all -S prepare.n_transfer=0 -S distill.epochs=8 \
+	-S report.min_teacher_score=0.88
 
 study-hwu64: $(VENV)/.installed
 	$(RUN) dvc exp run -n hwu64 $(HWU64)

@@ -266,6 +266,12 @@ def _teacher_causes(prep: dict[str, Any], hpo: dict[str, Any]) -> list[str]:
     return out
 
 
+def _names(names: list[Any], shown: int = 8) -> str:
+    """The first ``shown`` class names and how many more."""
+    head = ", ".join(str(x) for x in names[:shown])
+    return head + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
+
+
 def markdown(bench: dict[str, Any], stage_metrics: dict[str, dict[str, Any]],
              p: ReportParams, metric: str = "accuracy",
              classes: dict[str, Any] | None = None, recommended: str | None = None) -> str:
@@ -275,7 +281,7 @@ def markdown(bench: dict[str, Any], stage_metrics: dict[str, dict[str, Any]],
     lines = bottleneck(bench, stage_metrics, p, metric)
     if prep:
         lines += [f"Data: {prep.get('n_classes', '?')} classes "
-                  f"({', '.join(str(x) for x in prep.get('label_names', []))}); "
+                  f"({_names(prep.get('label_names', []))}); "
                   f"{prep.get('train_count', '?')} train / {prep.get('val_count', '?')} val / "
                   f"{prep.get('transfer_count', '?')} transfer / {prep.get('eval_count', '?')} "
                   f"eval examples{'; sentence pairs' if prep.get('pair') else ''}. "

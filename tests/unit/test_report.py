@@ -187,3 +187,10 @@ def test_a_well_trained_teacher_gets_only_the_generic_advice():
     causes = [line for line in lines if line.startswith("- ")]
     assert causes == ["- 6 HPO trials (3 pruned): more trials with `hpo.n_trials` search the "
                       "recipe further"]
+
+
+def test_many_class_names_are_cut_short():
+    prep = {"n_classes": 64, "label_names": [f"intent_{i}" for i in range(64)],
+            "train_count": 8000, "val_count": 500, "transfer_count": 0, "eval_count": 1076}
+    md = report.markdown(bench(), {"prepare": prep}, P)
+    assert "intent_7, ... (56 more)" in md and "intent_8" not in md
