@@ -10,8 +10,10 @@ Params: ``data.*``, ``prepare.*``.
 Outs: ``--out`` with ``train.jsonl`` (labelled subsample), ``val.jsonl`` (model selection),
 ``transfer.jsonl`` (unlabelled train texts the teacher labels for distillation), ``eval.jsonl``
 (the held-out evaluation split) and ``labels.json`` (class names, whether inputs are pairs).
-Metrics: ``--metrics``: examples per split, examples per class of train / val / eval, label
-names, pair, empty texts / duplicates / train-eval overlap dropped, eval_carved, duration.
+Metrics: ``--metrics``: examples per split, classes and the smallest class's train count,
+pair, empty texts / duplicates / train-eval overlap dropped, eval_carved, duration (figures to
+compare across runs, whatever the number of classes).
+Plots: ``--class-counts`` (CSV: class, train, val, eval examples).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from distillery.config.base import load_section
 from distillery.config.data import DataParams
 from distillery.config.prepare import PrepareParams
 from distillery.data import class_counts, write_labels, write_split
-from distillery.io import Timer, atomic_path, run_main, stage_args, write_json
+from distillery.io import Timer, atomic_path, run_main, stage_args, write_csv, write_json
 from distillery.sources import load_raw
 from distillery.splits import make_splits
 
@@ -30,7 +32,7 @@ logger = logging.getLogger("stages.prepare")
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = stage_args(__doc__, ["raw", "out", "metrics"], argv)
+    args = stage_args(__doc__, ["raw", "out", "metrics", "class-counts"], argv)
     d = load_section(args.params, "data", DataParams)
     p = load_section(args.params, "prepare", PrepareParams)
     with Timer() as timer:
@@ -43,13 +45,13 @@ def main(argv: list[str] | None = None) -> None:
             for name, split in splits.items():
                 write_split(tmp / f"{name}.jsonl", split)
             write_labels(tmp / "labels.json", names, pair)
+    per_class = {s: class_counts(splits[s], len(names)) for s in ("train", "val", "eval")}
+    write_csv(args.class_counts, [{"class": c, **{s: n[i] for s, n in per_class.items()}}
+                                  for i, c in enumerate(names)])
     metrics: dict = {f"{name}_count": len(split) for name, split in splits.items()}
-    for name in ("train", "val", "eval"):
-        n_per_class = class_counts(splits[name], len(names))
-        metrics[f"{name}_class_counts"] = dict(zip(names, n_per_class, strict=True))
     metrics.update(
         n_classes=len(names),
-        label_names=names,
+        min_train_class_count=min(per_class["train"]),
         label_type=info["label_type"],
         pair=pair,
         empty_texts_dropped=info["train_empty_texts_dropped"]

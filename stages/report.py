@@ -5,7 +5,8 @@ The recommended variant is the student with the best ``task.metric`` within
 ``report.max_latency_ms`` / ``report.max_size_mb``; ratios are computed against the teacher in
 the same runtime and precision first, against the PyTorch fp32 teacher second.
 
-Deps: ``--metrics-dir`` (the JSON metrics of every earlier stage).
+Deps: ``--metrics-dir`` (the JSON metrics of every earlier stage), ``--classes`` (per-class
+scores of the benchmark stage).
 Params: ``task.metric``, ``report.*`` (limits and targets).
 Outs: ``--out`` (Markdown results, committed so it can be read on the web), ``--png``
 (Pareto plot: score vs latency, the recommended variant marked).
@@ -30,7 +31,7 @@ logger = logging.getLogger("stages.report")
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = stage_args(__doc__, ["metrics-dir", "out", "png", "metrics"], argv)
+    args = stage_args(__doc__, ["metrics-dir", "classes", "out", "png", "metrics"], argv)
     p = load_section(args.params, "report", ReportParams)
     metric = load_section(args.params, "task", TaskParams).metric
     folder = Path(args.metrics_dir)
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     if "benchmark" not in stage_metrics:
         raise FileNotFoundError(f"{folder}/benchmark.json not found: run `dvc repro benchmark`")
     bench = stage_metrics["benchmark"]
-    classes_file = folder / "classes.json"
+    classes_file = Path(args.classes)
     classes = json.loads(classes_file.read_text()) if classes_file.is_file() else None
     recommended = report.recommend(bench, p, metric)
     warning = report.bottleneck(bench, stage_metrics, p, metric)

@@ -72,8 +72,10 @@ def test_dvc_repro_end_to_end(repo):
     assert f"**Recommended: `{report['recommended']}`**" in text or report["recommended"] is None
     assert text.count("student-onnx-int8 ") >= 1
     for name in ("data", "prepare", "nas", "hpo", "label", "distill", "compress", "export",
-                 "report", "classes", "space"):
+                 "report", "space"):
         assert (repo / "metrics" / f"{name}.json").is_file()
+    assert (repo / "plots" / "classes.json").is_file()  # per class: a plot file, not metrics
+    assert (repo / "plots" / "class_counts.csv").is_file()
     for png in ("nas.png", "hpo.png", "pareto.png", "confusion.png"):
         assert (repo / "plots" / png).stat().st_size > 0
     assert (repo / "dvc.lock").is_file()

@@ -278,10 +278,11 @@ def markdown(bench: dict[str, Any], stage_metrics: dict[str, dict[str, Any]],
     """Recommendation, results table, targets, per-class scores and stage durations as one
     Markdown document."""
     prep = stage_metrics.get("prepare", {})
+    names = prep.get("label_names") or list((classes or {}).get("teacher", {}))
     lines = bottleneck(bench, stage_metrics, p, metric)
     if prep:
         lines += [f"Data: {prep.get('n_classes', '?')} classes "
-                  f"({_names(prep.get('label_names', []))}); "
+                  f"({_names(names)}); "
                   f"{prep.get('train_count', '?')} train / {prep.get('val_count', '?')} val / "
                   f"{prep.get('transfer_count', '?')} transfer / {prep.get('eval_count', '?')} "
                   f"eval examples{'; sentence pairs' if prep.get('pair') else ''}. "

@@ -51,7 +51,8 @@ def test_full_fine_tuning_of_a_causal_teacher_is_refused(causal_dir):
 
 def test_causal_teacher_chain(causal_dir, tiny_teacher_dir):
     load_stage("data").main(["--out", "raw", "--metrics", "m/data.json"])
-    load_stage("prepare").main(["--raw", "raw", "--out", "prep", "--metrics", "m/prepare.json"])
+    load_stage("prepare").main(["--raw", "raw", "--out", "prep", "--metrics", "m/prepare.json",
+                                "--class-counts", "m/class_counts.csv"])
     load_stage("hpo").main(["--data", "prep", "--trials", "models/hpo.journal", "--out",
                             "models/teacher", "--history", "plots/hpo.csv", "--png",
                             "plots/hpo.png", "--metrics", "m/hpo.json", "--curves",
@@ -124,7 +125,8 @@ def test_causal_teacher_refuses_teacher_init_before_compute(causal_dir):
     p["distill"]["student_init"] = "teacher"
     Path("params.yaml").write_text(yaml.safe_dump(p))
     load_stage("data").main(["--out", "raw", "--metrics", "m/data.json"])
-    load_stage("prepare").main(["--raw", "raw", "--out", "prep", "--metrics", "m/prepare.json"])
+    load_stage("prepare").main(["--raw", "raw", "--out", "prep", "--metrics", "m/prepare.json",
+                                "--class-counts", "m/class_counts.csv"])
     with pytest.raises(UserError, match="distill.student_init: .* encoder teachers"):
         load_stage("nas").main(["--data", "prep", "--teacher", "models/teacher", "--logits",
                                 "logits", "--trials",

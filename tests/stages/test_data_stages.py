@@ -44,8 +44,14 @@ def _run(folder: Path, **data) -> tuple[dict, dict]:
     params["prepare"].update(n_train=140, n_val=35, n_transfer=50)
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
     load_stage("data").main(["--out", "raw", "--metrics", "m/data.json"])
-    load_stage("prepare").main(["--raw", "raw", "--out", "prep", "--metrics", "m/prep.json"])
-    return json.loads(Path("m/prep.json").read_text()), load_prepared("prep")
+    load_stage("prepare").main(["--raw", "raw", "--out", "prep", "--metrics", "m/prep.json",
+                                "--class-counts", "plots/class_counts.csv"])
+    metrics = json.loads(Path("m/prep.json").read_text())
+    with Path("plots/class_counts.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    for split in ("train", "val", "eval"):  # per-class counts: a plot file, not metrics
+        metrics[f"{split}_class_counts"] = {r["class"]: int(r[split]) for r in rows}
+    return metrics, load_prepared("prep")
 
 
 def test_seven_string_intents_from_a_text_label_tsv(tmp_path, monkeypatch):
@@ -58,7 +64,7 @@ def test_seven_string_intents_from_a_text_label_tsv(tmp_path, monkeypatch):
     for split in ("train", "val", "eval"):
         counts = metrics[f"{split}_class_counts"]
         assert list(counts) == INTENTS and sum(counts.values()) == metrics[f"{split}_count"]
-    assert min(metrics["train_class_counts"].values()) > 0
+    assert min(metrics["train_class_counts"].values()) == metrics["min_train_class_count"] > 0
     assert metrics["eval_count"] == 70 and metrics["eval_carved"] is False
     assert set(splits["transfer"].labels) == {-1}
 
@@ -109,7 +115,7 @@ def test_a_missing_column_ends_with_the_message_alone(tmp_path, monkeypatch, dat
     load_stage("data").main(["--out", "raw", "--metrics", "d.json"])  # copying needs no column
     out = subprocess.run(
         [sys.executable, str(ROOT / "stages" / "prepare.py"), "--raw", "raw", "--out", "prep",
-         "--metrics", "p.json"],
+         "--metrics", "p.json", "--class-counts", "c.csv"],
         capture_output=True, text=True, env={**os.environ, "DISTILLERY_DEBUG": "0"},
         cwd=tmp_path)
     assert out.returncode == 1 and "Traceback" not in out.stderr

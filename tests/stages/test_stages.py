@@ -33,7 +33,8 @@ def test_pipeline_stages_in_order(any_stage_dir):
     _, dataset = any_stage_dir
     pair = dataset == "pairs"
     load_stage("data").main(["--out", "raw", "--metrics", "m/data.json"])
-    load_stage("prepare").main(["--raw", "raw", "--out", "prep", "--metrics", "m/prepare.json"])
+    load_stage("prepare").main(["--raw", "raw", "--out", "prep", "--metrics", "m/prepare.json",
+                                "--class-counts", "m/class_counts.csv"])
     assert files("prep") == {"train.jsonl", "val.jsonl", "transfer.jsonl", "eval.jsonl",
                              "labels.json"}
     m = metrics("m/prepare.json")
@@ -189,7 +190,8 @@ def test_pipeline_stages_in_order(any_stage_dir):
     assert m["skipped_variants"] == {"student-onnx-fp16": "fp16 runs on GPU providers only"}
     assert m["threads"]["torch"] == m["threads"]["onnxruntime"] >= 1
 
-    load_stage("report").main(["--metrics-dir", "m", "--out", "reports/results.md",
+    load_stage("report").main(["--metrics-dir", "m", "--classes", "m/classes.json",
+                               "--out", "reports/results.md",
                                "--png", "plots/pareto.png", "--metrics", "m/report.json"])
     m = metrics("m/report.json")
     assert m["targets_total"] == 9 and 0 <= m["targets_met"] <= 9
@@ -224,7 +226,8 @@ def test_export_fails_past_tolerance(stage_dir, tiny_teacher_dir):
     """A tolerance no real model meets stops the stage and leaves no output folder."""
     prep = stage_dir / "prep"
     load_stage("data").main(["--out", "raw", "--metrics", "m/data.json"])
-    load_stage("prepare").main(["--raw", "raw", "--out", str(prep), "--metrics", "m/p.json"])
+    load_stage("prepare").main(["--raw", "raw", "--out", str(prep), "--metrics", "m/p.json",
+                                "--class-counts", "m/c.csv"])
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["export"]["int8_max_rel_diff"] = 1e-9
     Path("params.yaml").write_text(yaml.safe_dump(params))
@@ -255,7 +258,8 @@ def test_bad_params_stop_stage_before_compute(stage_dir, section, key, value, ex
     stage = {"prepare": "prepare", "nas": "nas", "hpo": "hpo", "distill": "distill",
              "compress": "compress", "benchmark": "benchmark", "task": "nas"}[section]
     argv = {
-        "prepare": ["--raw", "missing", "--out", "o", "--metrics", "m.json"],
+        "prepare": ["--raw", "missing", "--out", "o", "--metrics", "m.json", "--class-counts",
+                    "c.csv"],
         "nas": ["--data", "missing", "--teacher", "t", "--logits", "l", "--trials", "j",
                 "--out", "o",
                 "--history", "h", "--png", "p",
@@ -279,7 +283,8 @@ def test_bad_params_stop_stage_before_compute(stage_dir, section, key, value, ex
 
 def test_missing_data_file_message(stage_dir):
     with pytest.raises(FileNotFoundError, match="dvc repro"):
-        load_stage("prepare").main(["--raw", "nowhere", "--out", "o", "--metrics", "m.json"])
+        load_stage("prepare").main(["--raw", "nowhere", "--out", "o", "--metrics", "m.json",
+                                    "--class-counts", "c.csv"])
 
 
 def test_user_error_ends_with_the_message_alone(stage_dir):

@@ -31,7 +31,8 @@ def _rows(path: str) -> list[dict]:
 def test_studies_on_tiny_params(stage_dir):
     Path("study.yaml").write_text(yaml.safe_dump(STUDY_PARAMS))
     load_stage("data").main(["--out", "raw", "--metrics", "m/data.json"])
-    load_stage("prepare").main(["--raw", "raw", "--out", "prep", "--metrics", "m/prepare.json"])
+    load_stage("prepare").main(["--raw", "raw", "--out", "prep", "--metrics", "m/prepare.json",
+                                "--class-counts", "m/class_counts.csv"])
     load_stage("hpo").main(["--data", "prep", "--trials", "j/hpo.journal", "--out", "teacher",
                             "--history", "h.csv", "--png", "h.png", "--metrics", "m/hpo.json",
                             "--curves", "c/hpo"])

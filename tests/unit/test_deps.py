@@ -42,7 +42,8 @@ def tree(tmp_path) -> Path:
     (src / "pkg" / "__init__.py").write_text("from distillery.pkg import one\n")
     (src / "pkg" / "one.py").write_text("")
     (tmp_path / "stages").mkdir()
-    (tmp_path / "stages" / "s.py").write_text("import distillery.a\nfrom distillery.pkg import one\n")
+    (tmp_path / "stages" / "s.py").write_text("import distillery.a\n"
+                                              "from distillery.pkg import one\n")
     return tmp_path
 
 
