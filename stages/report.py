@@ -25,7 +25,7 @@ from distillery import plots, report
 from distillery.config.base import load_section
 from distillery.config.report import ReportParams
 from distillery.config.task import TaskParams
-from distillery.io import atomic_path, run_main, stage_args, write_json
+from distillery.io import UserError, atomic_path, run_main, stage_args, write_json
 
 logger = logging.getLogger("stages.report")
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
         for s in report.STAGES if (folder / f"{s}.json").is_file()
     }
     if "benchmark" not in stage_metrics:
-        raise FileNotFoundError(f"{folder}/benchmark.json not found: run `dvc repro benchmark`")
+        raise UserError(f"{folder}/benchmark.json not found: run `dvc repro benchmark`")
     bench = stage_metrics["benchmark"]
     classes_file = Path(args.classes)
     classes = json.loads(classes_file.read_text()) if classes_file.is_file() else None

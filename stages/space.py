@@ -27,7 +27,7 @@ from distillery.config.base import load_section
 from distillery.config.space import SpaceParams
 from distillery.config.task import TaskParams
 from distillery.data import load_prepared
-from distillery.io import run_main, stage_args, write_json
+from distillery.io import UserError, run_main, stage_args, write_json
 from distillery.models import load_tokenizer
 
 logger = logging.getLogger("stages.space")
@@ -40,13 +40,13 @@ def main(argv: list[str] | None = None) -> None:
     metric = load_section(args.params, "task", TaskParams).metric
     for path in (args.report, args.bench):
         if not Path(path).is_file():
-            raise FileNotFoundError(f"{path} not found: run `dvc repro report`")
+            raise UserError(f"{path} not found: run `dvc repro report`")
     report = json.loads(Path(args.report).read_text())
     bench = json.loads(Path(args.bench).read_text())
     variant = space.resolve_variant(p.variant, report)
     files = demo.onnx_variants(Path(args.onnx))
     if variant not in files:
-        raise ValueError(f"space.variant: {variant!r} is not among the exported ONNX variants "
+        raise UserError(f"space.variant: {variant!r} is not among the exported ONNX variants "
                          f"({', '.join(files)})")
     tokenizer_json = Path(args.tokenizer) / "tokenizer.json"
     app_model = space_app.OnnxClassifier(files[variant], tokenizer_json, name=variant)

@@ -29,7 +29,7 @@ from transformers import (
 )
 
 from distillery import models
-from distillery.io import atomic_path, run_main, setup_logging
+from distillery.io import UserError, atomic_path, run_main, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +53,9 @@ def bert_to_distilbert(bert: BertModel) -> DistilBertModel:
     """
     c = bert.config
     if c.model_type != "bert":
-        raise ValueError(f"--from must be a BERT encoder, got model type {c.model_type!r}")
+        raise UserError(f"--from must be a BERT encoder, got model type {c.model_type!r}")
     if getattr(c, "position_embedding_type", "absolute") != "absolute" or c.hidden_act != "gelu":
-        raise ValueError("only BERT with absolute positions and GELU maps exactly to DistilBERT")
+        raise UserError("only BERT with absolute positions and GELU maps exactly to DistilBERT")
     config = DistilBertConfig(
         vocab_size=c.vocab_size, max_position_embeddings=c.max_position_embeddings,
         sinusoidal_pos_embds=False, n_layers=c.num_hidden_layers, n_heads=c.num_attention_heads,

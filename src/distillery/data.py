@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from distillery.io import atomic_path
+from distillery.io import UserError, atomic_path
 
 if TYPE_CHECKING:
     import torch
@@ -80,7 +80,7 @@ def read_split(path: str | Path) -> Split:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise UserError(
             f"{path} not found: run `dvc repro prepare` (it writes the prepared splits)")
     texts, labels, pairs = [], [], []
     with path.open(encoding="utf-8") as f:
@@ -92,12 +92,12 @@ def read_split(path: str | Path) -> Split:
                 texts.append(str(row["text"]))
                 labels.append(int(row["label"]))
             except (ValueError, KeyError, TypeError) as err:
-                raise ValueError(f"{path}:{lineno}: not a prepared example ({err}); "
+                raise UserError(f"{path}:{lineno}: not a prepared example ({err}); "
                                  "rerun `dvc repro prepare`") from err
             if "text_pair" in row:
                 pairs.append(str(row["text_pair"]))
     if pairs and len(pairs) != len(texts):
-        raise ValueError(f"{path}: some lines have a text_pair and some do not")
+        raise UserError(f"{path}: some lines have a text_pair and some do not")
     return Split(texts, labels, pairs or None)
 
 
@@ -115,7 +115,7 @@ def read_labels(path: str | Path) -> list[str]:
 def _read_labels_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise UserError(
             f"{path} not found: run `dvc repro prepare` (it writes the label names)")
     return json.loads(path.read_text(encoding="utf-8"))
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from distillery import space_app
 from distillery.data import LABELS_FILE, Split, _read_labels_file, encode, read_split
+from distillery.io import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ def build(variants: list[str] | None, paths: Paths, examples: int = 8, scan: int
     models, problems = load_models(list(dict.fromkeys(names)), paths, max_length,
                                    bool(meta.get("pair")))
     if not models:
-        raise FileNotFoundError("no model to show: " + "; ".join(problems))
+        raise UserError("no model to show: " + "; ".join(problems))
     rows: list[dict] = []
     eval_file = paths.data / "eval.jsonl"
     if examples and eval_file.is_file():

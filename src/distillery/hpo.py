@@ -67,7 +67,8 @@ class Recipe:
 def search_space(p, causal: bool = False) -> Space:
     """The search space of ``HpoParams``: the method (when more than one), the learning rates
     of the methods searched, LoRA's rank / alpha / dropout, the head's learning rate (encoder
-    teachers) and weight decay."""
+    teachers, unless ``head_lr`` is null: the head then trains at the encoder's rate) and
+    weight decay."""
     dims = []
     if len(p.method) > 1:
         dims.append(Dim("method", 0, len(p.method) - 1, integer=True))
@@ -78,7 +79,7 @@ def search_space(p, causal: bool = False) -> Space:
                  Dim("dropout", p.dropout[0], p.dropout[1])]
     if "full" in p.method:
         dims.append(Dim("full_lr", p.full_lr[0], p.full_lr[1], log=True))
-    if not causal:
+    if not causal and p.head_lr is not None:
         dims.append(Dim("head_lr", p.head_lr[0], p.head_lr[1], log=True))
     dims.append(Dim("weight_decay", p.weight_decay[0], p.weight_decay[1], log=True))
     return Space(tuple(dims))

@@ -62,13 +62,14 @@ class UserError(ValueError):
 def run_main(main: Callable[[], None]) -> None:
     """Run a stage's ``main``; a user's mistake ends with its message alone.
 
-    ``ValueError`` and ``FileNotFoundError`` (raised for bad params, bad data or a missing
-    upstream output, each with what to fix) print ``error: <message>`` and exit with status
-    1. Set ``DISTILLERY_DEBUG=1`` to see the traceback.
+    :class:`UserError` (raised for bad params, bad data or a missing upstream output, each
+    with what to fix) prints ``error: <message>`` and exits with status 1; any other exception
+    is a bug and keeps its traceback. Set ``DISTILLERY_DEBUG=1`` to see the traceback of a
+    user error too.
     """
     try:
         main()
-    except (ValueError, FileNotFoundError) as err:
+    except UserError as err:
         if os.environ.get("DISTILLERY_DEBUG") == "1":
             raise
         print(f"error: {err}", file=sys.stderr)
@@ -140,7 +141,7 @@ def read_json(path: str | Path) -> Any:
     """Read a JSON file, with a clear error if it is missing."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run the stage that produces it (dvc repro)")
+        raise UserError(f"{path} not found: run the stage that produces it (dvc repro)")
     return json.loads(path.read_text())
 
 

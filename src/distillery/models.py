@@ -27,6 +27,7 @@ from transformers import (
 
 from distillery import families
 from distillery.families import GENES
+from distillery.io import UserError
 from distillery.pruning import structured
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def resolve_model_path(spec: str) -> str:
             if (folder / "config.json").is_file():
                 return str(folder)
     if "/" not in spec:
-        raise ValueError(
+        raise UserError(
             f"teacher.model: got {spec!r}, which is neither a local folder, an installed "
             "package with a model/ folder, nor a hub id like 'org/name'"
         )
@@ -99,7 +100,7 @@ def check_teacher(spec: str) -> str:
     try:
         families.get(config)
     except ValueError as err:
-        raise ValueError(f"teacher.model={spec!r}: {err}. Pick an encoder of one of these "
+        raise UserError(f"teacher.model={spec!r}: {err}. Pick an encoder of one of these "
                          "families (e.g. a BERT, RoBERTa or DeBERTa-v3 checkpoint)") from None
     return config.model_type
 
@@ -137,11 +138,11 @@ def _load_pruned(path: str, config: PretrainedConfig, labels: list[str] | None) 
     """A saved structured-pruned classifier: built from its config, shrunk to the recorded
     per-layer shapes, then its safetensors state dict loaded strictly."""
     if labels is not None and [config.id2label[i] for i in range(config.num_labels)] != labels:
-        raise ValueError(f"{path} is a pruned classifier of labels {list(config.id2label.values())}"
+        raise UserError(f"{path} is a pruned classifier of labels {list(config.id2label.values())}"
                          f"; it cannot take other labels ({labels})")
     folder = Path(path)
     if not folder.is_dir():
-        raise ValueError(f"{path}: a pruned classifier loads from a local folder only")
+        raise UserError(f"{path}: a pruned classifier loads from a local folder only")
     families.get(config)
     model = AutoModelForSequenceClassification.from_config(config)
     structured.reshape(model, getattr(config, structured.SPEC_ATTR))

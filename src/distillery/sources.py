@@ -23,7 +23,7 @@ from typing import Any
 
 from distillery.config.data import DataParams
 from distillery.data import Split
-from distillery.io import atomic_path
+from distillery.io import UserError, atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +75,13 @@ def materialise(p: DataParams, out_dir: str | Path) -> dict[str, Any]:
 def _local_files(src: Path) -> list[Path]:
     if src.is_file():
         if src.suffix.lower() not in FORMATS:
-            raise ValueError(f"data.source={str(src)!r}: unsupported file type {src.suffix!r}; "
+            raise UserError(f"data.source={str(src)!r}: unsupported file type {src.suffix!r}; "
                              f"use one of {', '.join(FORMATS)}")
         return [src]
     files = sorted(f for f in src.iterdir() if f.is_file() and f.suffix.lower() in FORMATS)
     if not files:
         present = ", ".join(sorted(f.name for f in src.iterdir())) or "nothing"
-        raise ValueError(f"data.source={str(src)!r} holds no {'/'.join(FORMATS)} file "
+        raise UserError(f"data.source={str(src)!r} holds no {'/'.join(FORMATS)} file "
                          f"(found: {present}); point data.source at a folder with one file "
                          "per split named <split>.<ext>, or at a single file")
     return files
@@ -125,7 +125,7 @@ def _download(source: str, config: str | None, out_dir: Path) -> dict[str, Any]:
     try:
         ds = datasets.load_dataset(source, config)
     except Exception as err:  # offline, unknown id, missing config...: all fixed the same way
-        raise FileNotFoundError(
+        raise UserError(
             f"data.source={source!r} (data.config={config!r}) is not an existing local file or "
             f"folder, and downloading it from the Hugging Face Hub failed ({type(err).__name__}: "
             f"{err}). Check data.source (a path relative to the repo, or a Hub dataset id) and "
@@ -161,13 +161,13 @@ def load_raw(folder: str | Path, p: DataParams) -> tuple[dict[str, Split], list[
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} not found: run `dvc repro data` first")
+        raise UserError(f"{folder} not found: run `dvc repro data` first")
     files = _split_files(folder)
     train_file = files.get(p.train_split)
     if train_file is None and len(files) == 1:
         train_file = next(iter(files.values()))  # a single-file source
     if train_file is None:
-        raise FileNotFoundError(
+        raise UserError(
             f"no {p.train_split!r} split in {folder} (splits: {', '.join(files) or 'none'}): "
             "set data.train_split to one of them")
     eval_file = files.get(p.eval_split) if p.eval_split else None
@@ -200,7 +200,7 @@ def _split_files(folder: Path) -> dict[str, Path]:
         if f.name == SOURCE_FILE or not f.is_file() or f.suffix.lower() not in FORMATS:
             continue
         if f.stem in files:
-            raise ValueError(f"{folder}: two files for split {f.stem!r} ({files[f.stem].name}, "
+            raise UserError(f"{folder}: two files for split {f.stem!r} ({files[f.stem].name}, "
                              f"{f.name}); keep one")
         files[f.stem] = f
     return files
@@ -226,7 +226,7 @@ def _read_file(path: Path, p: DataParams, cache_dir: str) -> tuple[dict[str, lis
                                    split="train", cache_dir=cache_dir, **kwargs)
     except Exception as err:
         cause = err.__cause__ or err
-        raise ValueError(
+        raise UserError(
             f"could not read {path.name} as {kind} ({type(cause).__name__}: {cause}). "
             "Fix the file: a header row naming the columns"
             + (", tab-separated, no quoting" if kind == "tsv" else "")
@@ -235,7 +235,7 @@ def _read_file(path: Path, p: DataParams, cache_dir: str) -> tuple[dict[str, lis
     if missing:
         key = {p.text_column: "text_column", p.text_pair_column: "text_pair_column",
                p.label_column: "label_column"}
-        raise ValueError(
+        raise UserError(
             f"{path.name}: no column " + ", ".join(f"{c!r} (data.{key[c]})" for c in missing)
             + f"; its columns are: {', '.join(ds.column_names)}")
     feature = ds.features[p.label_column]
@@ -260,12 +260,12 @@ def _to_split(columns: dict[str, list], p: DataParams, file: str) -> tuple[Split
     if dropped:
         logger.warning("%s: dropped %d example(s) with an empty text", file, dropped)
     if not keep:
-        raise ValueError(f"{file}: no examples (rows: {len(texts)}, all with an empty text); "
+        raise UserError(f"{file}: no examples (rows: {len(texts)}, all with an empty text); "
                          "check data.text_column" + (" and data.text_pair_column" if pairs else ""))
     labels = [columns[p.label_column][i] for i in keep]
     for i, y in zip(keep, labels, strict=True):
         if y is None or (isinstance(y, str) and not y.strip()):
-            raise ValueError(f"{file}: empty label (data.label_column {p.label_column!r}) in data "
+            raise UserError(f"{file}: empty label (data.label_column {p.label_column!r}) in data "
                              f"row {i + 1}; every example needs a label")
     split = Split([texts[i] for i in keep], [-1] * len(keep),
                   None if pairs is None else [pairs[i] for i in keep])
@@ -300,7 +300,7 @@ def label_ids(
     classes = sorted(set(train))
     if kind == "int":
         if label_names is not None and len(label_names) != len(classes):
-            raise ValueError(f"data.label_names has {len(label_names)} names but train has "
+            raise UserError(f"data.label_names has {len(label_names)} names but train has "
                              f"{len(classes)} classes ({', '.join(map(str, classes))}): fix "
                              "data.label_names or set it to null")
         if label_names is not None:
@@ -311,12 +311,12 @@ def label_ids(
             names = [str(v) for v in classes]
     else:
         if label_names is not None:
-            raise ValueError(f"data.label_names is {label_names!r} but the labels are strings "
+            raise UserError(f"data.label_names is {label_names!r} but the labels are strings "
                              f"(e.g. {classes[0]!r}), which are their own names: set "
                              "data.label_names: null")
         names = list(classes)
     if len(classes) < 2:
-        raise ValueError(f"train has a single class ({names[0]!r}): a classifier needs at least "
+        raise UserError(f"train has a single class ({names[0]!r}): a classifier needs at least "
                          "2; check data.source and data.label_column")
     index = {v: i for i, v in enumerate(classes)}
     ids = {"train": [index[v] for v in train]}
@@ -327,7 +327,7 @@ def label_ids(
         unknown = Counter(v for v in vals if v not in index)
         if unknown:
             shown = ", ".join(f"{v!r} ({n} examples)" for v, n in unknown.most_common(5))
-            raise ValueError(f"{name} split: label {shown} does not occur in train; every "
+            raise UserError(f"{name} split: label {shown} does not occur in train; every "
                              "class must have training examples")
         ids[name] = [index[v] for v in vals]
     return ids, names, kind
@@ -345,5 +345,5 @@ def _normalise(values: list, split: str) -> tuple[str, list]:
             return "int", [int(v) for v in stripped]
         return "str", stripped
     types = sorted({type(v).__name__ for v in values})
-    raise ValueError(f"{split} split: the label column holds {', '.join(types)} values; "
+    raise UserError(f"{split} split: the label column holds {', '.join(types)} values; "
                      "expected class labels (integers or strings), check data.label_column")

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from distillery import space_app
-from distillery.io import atomic_path
+from distillery.io import UserError, atomic_path
 
 APP_REQUIREMENTS = {"gradio": "gradio", "onnxruntime": "onnxruntime", "tokenizers": "tokenizers",
                     "numpy": "numpy"}
@@ -44,11 +44,11 @@ def resolve_variant(wanted: str, report: dict | None) -> str:
         return wanted
     recommended = (report or {}).get("recommended")
     if not recommended:
-        raise ValueError("space.variant is 'recommended' but metrics/report.json names no "
+        raise UserError("space.variant is 'recommended' but metrics/report.json names no "
                          "recommended variant (no student within report.max_latency_ms / "
                          "max_size_mb): set space.variant to an ONNX variant")
     if "-onnx-" not in recommended:
-        raise ValueError(f"the recommended variant {recommended!r} is not an ONNX file: set "
+        raise UserError(f"the recommended variant {recommended!r} is not an ONNX file: set "
                          "space.variant to an '-onnx-' variant")
     return recommended
 
@@ -100,7 +100,7 @@ def write(out: str | Path, model: Path, tokenizer: Path, variant: str, title: st
     """Write the Space folder ``out`` (atomically: all of it or nothing); see :func:`readme`."""
     labels = json.loads(_meta(model)["labels"])
     if variant not in bench:
-        raise ValueError(f"{variant!r} has no measurements in metrics/benchmark.json: run "
+        raise UserError(f"{variant!r} has no measurements in metrics/benchmark.json: run "
                          "`dvc repro benchmark`")
     with atomic_path(out) as tmp:
         tmp.mkdir()
@@ -125,5 +125,5 @@ def _meta(model: Path) -> dict[str, str]:
 
     meta = read_metadata(model)
     if "labels" not in meta:
-        raise ValueError(f"{model} has no label metadata: rerun `dvc repro export`")
+        raise UserError(f"{model} has no label metadata: rerun `dvc repro export`")
     return meta

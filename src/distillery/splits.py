@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from distillery.data import Split
+from distillery.io import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ def make_splits(
     info["eval_carved"] = eval_ is None
     if eval_ is None:
         if eval_size > len(pool):
-            raise ValueError(f"data.eval_size={eval_size} but train has only {len(pool)} unique "
+            raise UserError(f"data.eval_size={eval_size} but train has only {len(pool)} unique "
                              "examples: lower data.eval_size (or give an eval split)")
         picked = stratified_indices(pool.labels, eval_size,
                                     random.Random(seed if eval_seed is None else eval_seed))
@@ -140,7 +141,7 @@ def make_splits(
         fraction = 1.0 if n_train == "all" else float(n_train)
         return _relative_splits(pool, eval_, fraction, n_val, n_transfer, seed, info)
     if n_train + n_val > len(pool):
-        raise ValueError(
+        raise UserError(
             f"prepare.n_train + prepare.n_val = {n_train + n_val} but only {len(pool)} labelled "
             "examples are available (after deduplication and setting the eval split aside): "
             "lower prepare.n_train or prepare.n_val")
@@ -153,7 +154,7 @@ def make_splits(
     candidates = [i for i, bad in zip(rest, near, strict=True) if not bad]
     info["val_related_to_train_excluded"] = len(rest) - len(candidates)
     if n_val > len(candidates):
-        raise ValueError(
+        raise UserError(
             f"prepare.n_val={n_val} but only {len(candidates)} examples are unrelated to the "
             f"{n_train} train texts (neither contains the other): lower prepare.n_val or "
             "prepare.n_train")
@@ -165,7 +166,7 @@ def make_splits(
     info["transfer_related_to_val_excluded"] = sum(near)
     rest = [i for i, bad in zip(rest, near, strict=True) if not bad]
     if n_transfer > len(rest):
-        raise ValueError(f"prepare.n_transfer={n_transfer} but only {len(rest)} examples remain "
+        raise UserError(f"prepare.n_transfer={n_transfer} but only {len(rest)} examples remain "
                          f"after train and val: lower prepare.n_transfer to at most {len(rest)}")
     rng.shuffle(rest)
     transfer = pool.subset(rest[:n_transfer])
@@ -182,7 +183,7 @@ def _relative_splits(pool: Split, eval_: Split, fraction: float, n_val: int, n_t
     of what remains is train."""
     rng = random.Random(seed)
     if n_val > len(pool):
-        raise ValueError(f"prepare.n_val={n_val} but only {len(pool)} labelled examples are "
+        raise UserError(f"prepare.n_val={n_val} but only {len(pool)} labelled examples are "
                          "available: lower prepare.n_val")
     va = stratified_indices(pool.labels, n_val, rng)
     rest = _rest(len(pool), va)
@@ -192,7 +193,7 @@ def _relative_splits(pool: Split, eval_: Split, fraction: float, n_val: int, n_t
     info["transfer_related_to_val_excluded"] = 0
     rest = [i for i, bad in zip(rest, near, strict=True) if not bad]
     if n_transfer >= len(rest):
-        raise ValueError(f"prepare.n_transfer={n_transfer} leaves no labelled example for train "
+        raise UserError(f"prepare.n_transfer={n_transfer} leaves no labelled example for train "
                          f"({len(rest)} remain after val): lower prepare.n_transfer")
     rng.shuffle(rest)
     transfer, labelled = pool.subset(rest[:n_transfer]), rest[n_transfer:]

@@ -63,7 +63,7 @@ def save(folder: str | Path, logits: dict[str, np.ndarray], splits: dict[str, Sp
         for name, arr in logits.items():
             arr = np.ascontiguousarray(arr, dtype=np.float32)
             if arr.shape != (len(splits[name]), len(names)):
-                raise ValueError(f"logits of {name}: shape {arr.shape}, expected "
+                raise UserError(f"logits of {name}: shape {arr.shape}, expected "
                                  f"({len(splits[name])}, {len(names)})")
             np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
             meta["splits"][name] = {"n": len(splits[name]), "sha256": split_digest(splits[name])}

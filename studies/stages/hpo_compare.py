@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     s = load_section(args.params, "hpo_study", HpoStudyParams)
     # the LoRA space hpo_table scored
     space = hpo.search_space(dataclasses.replace(
-        load_section(args.main_params, "hpo", HpoParams), method=["lora"]))
+        load_section(args.main_params, "hpo", HpoParams), method=["lora"], head_lr=None))
     full = tabular.read_table(args.table, space)
     samplers = list(dict.fromkeys(["random", *s.samplers]))  # random first: the target
     runs: dict[str, list[dict]] = {name: [] for name in samplers}

@@ -38,9 +38,10 @@ def main(argv: list[str] | None = None) -> None:
     tp = load_section(args.main_params, "teacher", TeacherParams)
     p = load_section(args.main_params, "hpo", HpoParams)
     metric = load_section(args.main_params, "task", TaskParams).metric
-    # the LoRA space of the HPO study this comes from; every configuration trained in full
+    # the LoRA space of the HPO study this comes from (the head at the adapters' rate); every
+    # configuration trained in full
     fixed = dataclasses.replace(p, sampler="random", n_trials=s.n_configs, n_initial=0,
-                                workers=1, method=["lora"], pruner="none")
+                                workers=1, method=["lora"], pruner="none", head_lr=None)
     space = hpo.search_space(fixed)
     configs = space.latin_hypercube(s.n_configs, s.seed)
     name = runner.study_name("hpo-table", {"configs": configs, "teacher": tp, "metric": metric,

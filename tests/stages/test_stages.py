@@ -16,6 +16,7 @@ import yaml
 from transformers import T5Config
 
 from distillery import onnx_export
+from distillery.io import UserError
 
 from .conftest import ROOT, load_stage
 
@@ -282,7 +283,7 @@ def test_bad_params_stop_stage_before_compute(stage_dir, section, key, value, ex
 
 
 def test_missing_data_file_message(stage_dir):
-    with pytest.raises(FileNotFoundError, match="dvc repro"):
+    with pytest.raises(UserError, match="dvc repro"):
         load_stage("prepare").main(["--raw", "nowhere", "--out", "o", "--metrics", "m.json",
                                     "--class-counts", "c.csv"])
 

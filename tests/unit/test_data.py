@@ -13,6 +13,7 @@ from transformers import AutoTokenizer
 
 from distillery import data
 from distillery.data import Split
+from distillery.io import UserError
 from tests.conftest import make_pairs, make_sentences
 
 
@@ -58,7 +59,7 @@ def test_write_read_split_roundtrip(tmp_path, pairs):
 
 
 def test_read_split_missing_file_says_which_stage(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"train\.jsonl not found.*dvc repro prepare"):
+    with pytest.raises(UserError, match=r"train\.jsonl not found.*dvc repro prepare"):
         data.read_split(tmp_path / "train.jsonl")
 
 
@@ -86,7 +87,7 @@ def test_labels_roundtrip(tmp_path):
 
 
 def test_read_labels_missing_says_which_stage(tmp_path):
-    with pytest.raises(FileNotFoundError, match="dvc repro prepare"):
+    with pytest.raises(UserError, match="dvc repro prepare"):
         data.read_labels(tmp_path / "labels.json")
 
 
@@ -106,7 +107,7 @@ def test_load_prepared_reads_all_four_and_gives_empty_pair_splits_pairs(tmp_path
 
 def test_load_prepared_missing_split(tmp_path):
     data.write_labels(tmp_path / "labels.json", ["a", "b"], pair=False)
-    with pytest.raises(FileNotFoundError, match=r"train\.jsonl not found"):
+    with pytest.raises(UserError, match=r"train\.jsonl not found"):
         data.load_prepared(tmp_path)
 
 

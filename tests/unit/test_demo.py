@@ -11,6 +11,7 @@ import pytest
 
 from distillery import data, demo, evaluate, space_app
 from distillery.data import Split
+from distillery.io import UserError
 
 
 def paths(run) -> demo.Paths:
@@ -47,7 +48,7 @@ def test_missing_models_name_the_stage(tmp_path, tiny_run_dir):
     assert problems == [f"ONNX models for student-onnx-int8: {run}/models/onnx not found: run "
                         "`dvc repro export`"]
     shutil.rmtree(run / "models/student")
-    with pytest.raises(FileNotFoundError, match="no model to show"):
+    with pytest.raises(UserError, match="no model to show"):
         demo.build(["student-onnx-fp32"], paths(run))
 
 

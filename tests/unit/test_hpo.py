@@ -189,3 +189,11 @@ def test_fingerprint_follows_content(tmp_path):
     (tmp_path / "a.jsonl").write_text("y")
     assert fingerprint(tmp_path) != first
 
+
+
+def test_head_lr_null_trains_the_head_at_the_encoders_rate():
+    p = dataclasses.replace(LORA, head_lr=None)
+    space = hpo.search_space(p)
+    assert "head_lr" not in space.names
+    r = hpo.recipe(space.from_unit([0.5] * len(space)), p)
+    assert r.head_lr == r.lr

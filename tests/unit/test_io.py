@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from distillery import io
+from distillery.io import UserError
 
 
 class Boom(Exception):
@@ -98,7 +99,7 @@ def test_write_csv_refuses_empty_table(tmp_path):
 
 
 def test_read_json_missing_file_says_how_to_fix(tmp_path):
-    with pytest.raises(FileNotFoundError) as err:
+    with pytest.raises(UserError) as err:
         io.read_json(tmp_path / "metrics" / "nas.json")
     assert "nas.json" in str(err.value)
     assert "dvc repro" in str(err.value)

@@ -24,6 +24,7 @@ import yaml  # noqa: E402
 
 from distillery import distill, evaluate  # noqa: E402
 from distillery.data import read_split, write_labels, write_split  # noqa: E402
+from distillery.io import UserError
 from distillery.llm import (  # noqa: E402
     Prompt,
     class_log_scores,
@@ -139,7 +140,7 @@ def test_reference_text_ships_with_scikit_learn():
 
 def test_a_missing_reference_file_is_named(tmp_path):
     (tmp_path / "iris.rst").write_text("Iris")
-    with pytest.raises(FileNotFoundError, match=r"breast_cancer.rst, .*wine_data.rst not in"):
+    with pytest.raises(UserError, match=r"breast_cancer.rst, .*wine_data.rst not in"):
         perplexity.reference_documents(tmp_path)
 
 

@@ -25,6 +25,7 @@ from distillery.config.report import ReportParams
 from distillery.config.space import SpaceParams
 from distillery.config.task import TaskParams
 from distillery.config.teacher import TeacherParams
+from distillery.io import UserError
 
 REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 
@@ -265,7 +266,7 @@ def test_search_space_check_from_python():
 
 
 def test_load_section_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="params file"):
+    with pytest.raises(UserError, match="params file"):
         load_section(tmp_path / "params.yaml", "nas", NasParams)
 
 

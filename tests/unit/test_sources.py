@@ -14,6 +14,7 @@ import pytest
 
 from distillery import sources
 from distillery.config.data import DataParams
+from distillery.io import UserError
 
 ROWS = [("it 's \"great\" fun", 1), ("\" dull", 0), ("null", 1), ("2010", 0), ("NA", 1)]
 """Texts that a careless reader turns into quotes, NaN or numbers. The GLUE-style tsv holds
@@ -95,7 +96,7 @@ def test_materialise_rejects_unsupported_sources(tmp_path):
 
 
 def test_materialise_unknown_name_offline_says_what_to_check(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"data\.source='no/such-dataset'.*Hub"):
+    with pytest.raises(UserError, match=r"data\.source='no/such-dataset'.*Hub"):
         sources.materialise(_params(source="no/such-dataset"), tmp_path / "raw")
     assert not (tmp_path / "raw").exists()
 
@@ -116,7 +117,7 @@ def test_materialise_does_not_download_a_hub_dataset_twice(tmp_path, monkeypatch
     metrics = sources.materialise(_params(source="glue", config="mrpc"), out)
     assert metrics == {"origin": "hub", "source": "glue", "files": 2, "train_rows": 3,
                        "validation_rows": 2}
-    with pytest.raises(FileNotFoundError, match="config='sst2'"):  # another config: download
+    with pytest.raises(UserError, match="config='sst2'"):  # another config: download
         sources.materialise(_params(source="glue", config="sst2"), out)
 
 
@@ -179,7 +180,7 @@ def test_empty_texts_are_dropped_and_counted(tmp_path):
          r"data\.label_names has 3 names but train has 2 classes"),
         ([("", 0), (" ", 1)], None, {}, ValueError, r"train\.csv: no examples \(rows: 2"),
         ([("a", 0), ("b", "")], None, {}, ValueError, r"empty label .* row 2"),
-        (ROWS, None, {"train_split": "training"}, FileNotFoundError,
+        (ROWS, None, {"train_split": "training"}, UserError,
          r"no 'training' split .*\(splits: dev, train\)"),
     ],
     ids=["missing-column", "missing-label-column", "single-class", "eval-only-label",
@@ -200,7 +201,7 @@ def test_unreadable_file_names_the_format(tmp_path):
 
 
 def test_missing_folder_says_which_stage(tmp_path):
-    with pytest.raises(FileNotFoundError, match="dvc repro data"):
+    with pytest.raises(UserError, match="dvc repro data"):
         sources.load_raw(tmp_path / "nowhere", _params())
 
 

@@ -15,6 +15,8 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from distillery.io import UserError
+
 T = TypeVar("T")
 
 
@@ -110,7 +112,7 @@ def parse_section(cls: type[T], raw: Any, name: str) -> T:
     problems: list[str] = []
     obj = _build(cls, raw if raw is not None else {}, name, problems)
     if problems:
-        raise ValueError(
+        raise UserError(
             f"invalid params.yaml section '{name}':\n  - " + "\n  - ".join(problems)
         )
     assert obj is not None
@@ -121,10 +123,10 @@ def load_section(path: str | Path, name: str, cls: type[T]) -> T:
     """Load section ``name`` of the params file at ``path`` into the dataclass ``cls``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"params file {path} not found")
+        raise UserError(f"params file {path} not found")
     data = yaml.safe_load(path.read_text()) or {}
     if name not in data:
-        raise ValueError(f"params.yaml has no '{name}' section (sections: {', '.join(data)})")
+        raise UserError(f"params.yaml has no '{name}' section (sections: {', '.join(data)})")
     return parse_section(cls, data[name], name)
 
 

@@ -49,9 +49,9 @@ class HpoParams:
     """LoRA: learning-rate range of the adapters (log scale)."""
     full_lr: list[float] = field(default_factory=lambda: [2e-5, 3e-4])
     """Full fine-tuning: learning-rate range of the encoder's weights (log scale)."""
-    head_lr: list[float] = field(default_factory=lambda: [3e-4, 3e-3])
+    head_lr: list[float] | None = field(default_factory=lambda: [3e-4, 3e-3])
     """Learning-rate range of the fresh classification head, either method (log scale;
-    encoder teachers)."""
+    encoder teachers); null = the head trains at the encoder's learning rate."""
     rank: list[int] = field(default_factory=lambda: [2, 64])
     """LoRA rank range (integers, log scale)."""
     alpha: list[int] = field(default_factory=lambda: [2, 128])
@@ -78,11 +78,13 @@ class HpoParams:
             out.append(f"n_initial: got {self.n_initial}, expected 0 <= n_initial <= n_trials")
         for name in ("lr", "full_lr", "head_lr", "rank", "alpha", "dropout", "weight_decay"):
             lo_hi = getattr(self, name)
+            if lo_hi is None and name == "head_lr":
+                continue
             if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1] or lo_hi[0] < 0:
                 out.append(f"{name}: got {lo_hi!r}, expected [low, high] with 0 <= low <= high")
         for name in ("lr", "full_lr", "head_lr", "weight_decay", "alpha"):
             lo_hi = getattr(self, name)
-            if len(lo_hi) == 2 and lo_hi[0] <= 0 <= lo_hi[1]:
+            if lo_hi is not None and len(lo_hi) == 2 and lo_hi[0] <= 0 <= lo_hi[1]:
                 out.append(f"{name}: got {lo_hi!r}, the low end must be > 0 (log scale)")
         if len(self.rank) == 2 and self.rank[0] < 1:
             out.append(f"rank: got {self.rank!r}, ranks start at 1")

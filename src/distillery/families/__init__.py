@@ -32,6 +32,7 @@ from transformers import AutoModelForSequenceClassification, PretrainedConfig, P
 
 from distillery.families import bert, deberta_v2, distilbert, electra, roberta  # noqa: F401
 from distillery.families.base import GENES, REGISTRY, Family, Structure
+from distillery.io import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def get(config_or_model: PretrainedConfig | PreTrainedModel | str) -> Family:
                                                           "model_type", None)
     family = REGISTRY.get(model_type)
     if family is None:
-        raise ValueError(f"model type {model_type!r} is not supported as an encoder; supported: "
+        raise UserError(f"model type {model_type!r} is not supported as an encoder; supported: "
                          + ", ".join(SUPPORTED))
     return family
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from distillery import evaluate
+from distillery.io import UserError
 from distillery.llm.hflm import hf_lm
 from distillery.llm.perplexity import perplexity, write_text_task
 from distillery.llm.prompt import Prompt
@@ -60,7 +61,7 @@ def write_tasks(folder: str | Path, prompt: Prompt, data: str | Path,
     data = Path(data)
     scored = data / f"{split}.jsonl"
     if not scored.is_file():
-        raise FileNotFoundError(f"{scored} not found: run `dvc repro prepare`")
+        raise UserError(f"{scored} not found: run `dvc repro prepare`")
     fewshot = data / "train.jsonl"
     spec = prompt.task_spec(TASK_NAME, scored,
                             fewshot if fewshot.is_file() and split != "train" else None)

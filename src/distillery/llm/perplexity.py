@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from distillery.io import atomic_path
+from distillery.io import UserError, atomic_path
 from distillery.llm.hflm import hf_lm
 from distillery.lmeval.harness import run
 
@@ -65,7 +65,7 @@ def reference_folder() -> Path:
     """
     spec = importlib.util.find_spec(REFERENCE_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the reference text for perplexity ships with scikit-learn, "
+        raise UserError("the reference text for perplexity ships with scikit-learn, "
                                 "which is not installed (pip install -e .)")
     return Path(next(iter(spec.submodule_search_locations))).joinpath(*REFERENCE_DIR)
 
@@ -82,7 +82,7 @@ def reference_documents(folder: str | Path | None = None) -> list[str]:
     folder = Path(folder) if folder is not None else reference_folder()
     missing = [name for name in REFERENCE_FILES if not (folder / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"reference text for perplexity: {', '.join(missing)} not in "
+        raise UserError(f"reference text for perplexity: {', '.join(missing)} not in "
                                 f"{folder} (shipped by scikit-learn 1.9.1, the pinned version; "
                                 "reinstall it, or update distillery.llm.perplexity."
                                 "REFERENCE_FILES)")

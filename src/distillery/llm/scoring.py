@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from distillery.data import Split
 from distillery.device import autocast, model_device
+from distillery.io import UserError
 from distillery.llm.prompt import Prompt, Request, encode_requests
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def score_requests(model: torch.nn.Module, requests: Sequence[Request], max_leng
                          "token of its own: end the prompt with a non-letter such as ':'")
     too_long = [len(c) for r in requests for c in r.continuations if len(c) > max_length]
     if too_long:
-        raise ValueError(f"a verbalizer of {max(too_long)} tokens does not fit max_length "
+        raise UserError(f"a verbalizer of {max(too_long)} tokens does not fit max_length "
                          f"{max_length}")
     was_training = model.training
     model.eval()
@@ -126,7 +127,7 @@ def class_log_scores(model: torch.nn.Module, tokenizer, prompt: Prompt, split: S
             (:meth:`Prompt.check_tokens`).
     """
     if (split.pairs is not None) != prompt.pair:
-        raise ValueError(f"the prompt is for {'pairs' if prompt.pair else 'single texts'}, the "
+        raise UserError(f"the prompt is for {'pairs' if prompt.pair else 'single texts'}, the "
                          f"split has {'pairs' if split.pairs is not None else 'single texts'}")
     prompt.check_tokens(tokenizer)
     requests = encode_requests(tokenizer, prompt, split.texts, split.pairs)

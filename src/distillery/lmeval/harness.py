@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from distillery.io import UserError
 from distillery.lmeval.adapter import MODEL_NAME
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def run(model: Any, tasks: Sequence[str | Path], model_args: dict[str, Any] | No
                               include_defaults=False)
         missing = [p for p in paths if p.stem not in manager.all_tasks]
         if missing:
-            raise FileNotFoundError(f"lm-eval finds no task {missing[0].stem!r} in "
+            raise UserError(f"lm-eval finds no task {missing[0].stem!r} in "
                                     f"{missing[0].parent}")
         return lm_eval.simple_evaluate(
             model=model, model_args=model_args, tasks=[p.stem for p in paths],

@@ -221,7 +221,7 @@ def read_task(path: str | Path) -> TaskSpec:
         path = found[0]
     path = path.with_suffix(SPEC_SUFFIX)
     if not path.is_file():
-        raise FileNotFoundError(f"task: {path} not found: write the task with "
+        raise UserError(f"task: {path} not found: write the task with "
                                 "`python -m distillery.lmeval` (distillery.lmeval.write_task)")
     raw = json.loads(path.read_text(encoding="utf-8"))
     return TaskSpec(**raw)
@@ -233,7 +233,7 @@ def check_docs(dataset):
     lm-eval import :mod:`distillery.lmeval`, which registers the ``distillery`` model."""
     missing = {"text", "label"} - set(dataset.column_names)
     if missing:
-        raise ValueError(f"not a prepared split: no column {', '.join(sorted(missing))}")
+        raise UserError(f"not a prepared split: no column {', '.join(sorted(missing))}")
     if any(y < 0 for y in dataset["label"]):
-        raise ValueError("cannot score unlabelled examples (label -1)")
+        raise UserError("cannot score unlabelled examples (label -1)")
     return dataset

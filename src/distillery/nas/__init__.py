@@ -23,6 +23,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from distillery.io import UserError
 from distillery.nas import nsga2
 from distillery.nas.evolution import EvolutionSampler
 from distillery.nas.genome import (
@@ -151,7 +152,7 @@ class Worker:
         logits = None
         if p.proxy == "kd":
             if self.logits_dir is None:
-                raise ValueError("nas.proxy: kd needs the teacher's logits (logits_dir)")
+                raise UserError("nas.proxy: kd needs the teacher's logits (logits_dir)")
             logits = teacher_logits.load(self.logits_dir, "train", splits["train"])
         task = ProxyTask(
             teacher=base, tokenizer=tok, train=splits["train"],

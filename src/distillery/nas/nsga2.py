@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import optuna
 
+from distillery.io import UserError
 from distillery.nas.genome import GenomeSpace
 
 
 def make(space: GenomeSpace, seed: int, population: int, mutation_rate: float, **_):
     if population < 2:
-        raise ValueError(f"nas.population={population}: NSGA-II needs a population of 2 or more")
+        raise UserError(f"nas.population={population}: NSGA-II needs a population of 2 or more")
     return optuna.samplers.NSGAIISampler(population_size=population, mutation_prob=mutation_rate,
                                          seed=seed)
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from distillery.io import UserError
 from distillery.search import Params, Space, make_sampler, runner
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def read_table(path: str, space: Space) -> Table:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
-        raise ValueError(f"{path} holds no configurations: rerun the hpo_table study stage")
+        raise UserError(f"{path} holds no configurations: rerun the hpo_table study stage")
     configs = [{d.name: int(float(r[d.name])) if d.integer else float(r[d.name])
                 for d in space.dims} for r in rows]
     return Table(space, configs, [float(r["score"]) for r in rows])
