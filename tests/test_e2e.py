@@ -69,7 +69,8 @@ def test_dvc_repro_end_to_end(repo):
     assert max(acc.values()) - min(acc.values()) <= 0.2, acc
     report = json.loads((repo / "metrics" / "report.json").read_text())
     text = (repo / "reports" / "results.md").read_text()
-    assert f"**Recommended: `{report['recommended']}`**" in text or report["recommended"] is None
+    assert report["recommended"] is not None  # tiny students all fit report.max_size_mb
+    assert f"**Recommended: `{report['recommended']}`**" in text
     assert text.count("student-onnx-int8 ") >= 1
     for name in ("data", "prepare", "nas", "hpo", "label", "distill", "compress", "export",
                  "report", "space"):

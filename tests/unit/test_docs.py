@@ -43,3 +43,20 @@ def test_internal_links_resolve(page):
 
 def test_readme_is_a_front_page():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 200
+
+
+def test_params_reference_is_generated_from_the_config():
+    from distillery.config import reference
+
+    assert (ROOT / "docs" / "params-reference.md").read_text() == reference.markdown(), \
+        "regenerate: python -m distillery.config.reference > docs/params-reference.md"
+
+
+def test_params_reference_covers_every_key_of_params_yaml():
+    import yaml
+
+    text = (ROOT / "docs" / "params-reference.md").read_text()
+    for section, keys in yaml.safe_load((ROOT / "params.yaml").read_text()).items():
+        assert f"## `{section}`" in text
+        for key in keys:
+            assert f"| `{key}` |" in text, f"{section}.{key}"

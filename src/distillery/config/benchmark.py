@@ -13,11 +13,13 @@ class BenchmarkParams:
     """Latency, throughput, accuracy and size of every variant on every execution provider."""
 
     warmup: int = 10
+    """Untimed calls per variant before timing."""
     repeats: int = 800
     """Timed batch-1 calls for the latency percentiles."""
     batch_size: int = 32
     """Batch size of the throughput measurement."""
     throughput_batches: int = 40
+    """Batches timed per variant for throughput (one per round)."""
     rounds: int = 40
     """Interleaved rounds: each times every variant for repeats / rounds calls in turn. More
     rounds steady the ratios: over 6-8 repetitions on this VM, fused/plain int8 spread 0.69-1.16

@@ -31,12 +31,16 @@ class CompressParams:
     kd_alpha: float = 0.1
     """Recovery loss: kd_alpha * CE + (1 - kd_alpha) * T^2 * KL to the teacher (1 = CE only)."""
     kd_temperature: float = 2.0
+    """Temperature of the recovery KD term."""
     hidden_weight: float = 0.0
     """Recovery: weight of the hidden-state MSE to the unpruned student (same widths, layer by
     layer, embedding output included) on top of the logit loss; 0 = logits only."""
     lr: float = 1e-4
+    """AdamW learning rate of the recovery."""
     batch_size: int = 32
+    """Examples per recovery step."""
     seed: int = 0
+    """Seed of the importance batches and the recovery."""
 
     def check(self) -> list[str]:
         out = in_range("sparsity", self.sparsity, 0.0, 0.99)

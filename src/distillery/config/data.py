@@ -33,12 +33,14 @@ class DataParams:
     """Names of integer labels 0..C-1 (null: the label values themselves, or the Hub
     dataset's ClassLabel names). Must be null for string labels."""
     train_split: str = "train"
+    """Split the study trains on (its file stem in a folder source)."""
     eval_split: str | None = "dev"
     """Held-out evaluation split; null (or a split the source lacks) carves a stratified,
     seeded one of ``eval_size`` examples out of train."""
     eval_size: int = 1000
     """Examples carved from train when there is no eval split."""
     seed: int = 0
+    """Seed of the carved eval split (``eval_split`` null), kept apart from ``prepare.seed``."""
 
     def check(self) -> list[str]:
         out = positive(self, "eval_size")

@@ -17,6 +17,7 @@ class DistillParams:
     weighs the T^2-scaled KL to the teacher (mean over all rows). 1 = plain fine-tuning on the
     labelled rows, 0 = pure distillation."""
     temperature: float = 2.0
+    """Softens teacher and student probabilities in the KL term (1-4 is the usual range)."""
     hidden_weight: float = 1.0
     """Weight of TinyBERT's hidden-state MSE (student layers vs the teacher layers they were
     initialised from, through a learned projection when widths differ); 0 = off. Layer-wise
@@ -24,8 +25,11 @@ class DistillParams:
     attention_weight: float = 1.0
     """Weight of the attention-distribution KL of layers with equal head counts; 0 = off."""
     epochs: float = 4.0
+    """Passes over train + transfer."""
     lr: float = 1e-4
+    """AdamW learning rate of the student."""
     batch_size: int = 32
+    """Examples per step."""
     student_init: Literal["teacher", "pretrained", "random"] = "teacher"
     """Where the student starts: ``teacher`` = the fine-tuned teacher's family, tokenizer and
     weights where shapes allow (encoder teachers); ``pretrained`` = the same from
@@ -35,6 +39,7 @@ class DistillParams:
     """The pre-trained encoder of ``student_init: pretrained | random`` (package, folder or
     hub id); unused with ``teacher``."""
     seed: int = 0
+    """Seed of the student initialisation and the batch order."""
 
     def check(self) -> list[str]:
         out = in_range("alpha", self.alpha, 0.0, 1.0)

@@ -13,6 +13,7 @@ class ExportParams:
     """ONNX export, int8 quantisation and validation against PyTorch."""
 
     opset: int = 18
+    """ONNX opset of the exported files (14-23)."""
     exporter: Literal["torchscript", "dynamo"] = "torchscript"
     """``torch.onnx`` exporter: ``torchscript`` (fast; ONNX Runtime's optimizer also fuses its
     embeddings) or ``dynamo`` (``torch.export``)."""
@@ -28,6 +29,7 @@ class ExportParams:
     int8_min_agreement: float = 0.9
     """Same for the int8 model against the fp32 torch student."""
     batch_size: int = 64
+    """Examples per batch when validating files against torch."""
     int8_recipe: str = "fused_dynamic"
     """Int8 recipe of :mod:`distillery.quantize`: ``dynamic``, ``dynamic_per_channel``,
     ``fused_dynamic`` (ORT transformer fusions, then dynamic int8) or ``static``

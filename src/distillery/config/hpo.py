@@ -45,6 +45,7 @@ class HpoParams:
     patience: int = 2
     """Evaluations without a better validation score before a run stops early; 0 = never."""
     batch_size: int = 32
+    """Examples per optimiser step of every trial and of the final retrain."""
     lr: list[float] = field(default_factory=lambda: [1e-4, 3e-3])
     """LoRA: learning-rate range of the adapters (log scale)."""
     full_lr: list[float] = field(default_factory=lambda: [2e-5, 3e-4])
@@ -57,6 +58,7 @@ class HpoParams:
     alpha: list[int] = field(default_factory=lambda: [2, 128])
     """LoRA alpha range (integers, log scale); the update is scaled by alpha / rank."""
     dropout: list[float] = field(default_factory=lambda: [0.0, 0.3])
+    """LoRA dropout range (linear)."""
     weight_decay: list[float] = field(default_factory=lambda: [1e-5, 1e-1])
     """AdamW weight-decay range (log scale)."""
     target_modules: list[str] | None = None
@@ -64,6 +66,7 @@ class HpoParams:
     value]``); null = every linear of the teacher's transformer layers (attention and
     feed-forward). The family's classification head is trained in full."""
     seed: int = 0
+    """Seed of the sampler, the initial design and every training run."""
 
     def check(self) -> list[str]:
         out = positive(self, "n_trials", "min_epochs", "steps_per_class", "evals")

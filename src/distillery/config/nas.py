@@ -22,9 +22,13 @@ class SearchSpace:
     Widen them for a search that ignores latency."""
 
     num_hidden_layers: list[int] = field(default_factory=lambda: [2])
+    """Transformer layers."""
     hidden_size: list[int] = field(default_factory=lambda: [384])
+    """Width of the hidden states."""
     num_attention_heads: list[int] = field(default_factory=lambda: [12])
+    """Attention heads per layer (must divide hidden_size)."""
     intermediate_size: list[int] = field(default_factory=lambda: [768, 1536])
+    """Width of the feed-forward layer."""
 
     def check(self) -> list[str]:
         out = []
@@ -51,6 +55,7 @@ class NasParams:
     Real et al. 2019), ``nsga2`` (score vs ``cost``, Pareto front) or the ``random``
     baseline."""
     population: int = 6
+    """Candidates per generation."""
     generations: int = 3
     """Trials = population x generations (for every strategy); raising it extends a study."""
     elite: int = 2
@@ -76,7 +81,9 @@ class NasParams:
     max_latency_ms: float | None = None
     """Selection limit on the proxy's measured batch-1 latency (ms); null = none."""
     batch_size: int = 32
+    """Examples per proxy training step."""
     lr: float = 1e-4
+    """Learning rate of the proxy training."""
     init_from_teacher: bool = True
     """Copy teacher weights into every tensor whose shape allows (embeddings, first layers)."""
     params_penalty: float = 0.0
@@ -88,8 +95,11 @@ class NasParams:
     latency_penalty: float = 0.0
     """Fitness -= latency_penalty * batch-1 latency in ms (measured, so not deterministic)."""
     latency_repeats: int = 20
+    """Batch-1 calls timed per candidate (latency objective and limit)."""
     search_space: SearchSpace = field(default_factory=SearchSpace)
+    """Choices for each architecture gene (see below)."""
     seed: int = 0
+    """Seed of the sampler and of every proxy training."""
 
     def check(self) -> list[str]:
         out = positive(self, "population", "generations", "proxy_steps", "batch_size", "lr")
