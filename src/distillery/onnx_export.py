@@ -177,11 +177,6 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
-def session_inputs(session) -> list[str]:
-    """Input names an ONNX Runtime session declares."""
-    return [i.name for i in session.get_inputs()]
-
-
 @dataclass
 class Validation:
     """Agreement of an ONNX model with its PyTorch source on the eval set."""

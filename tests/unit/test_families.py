@@ -141,7 +141,7 @@ def test_onnx_export_matches_torch_and_keeps_metadata(model_type, tmp_path):
     assert onnx_export.read_metadata(path) == {"labels": '["a", "b", "c"]',
                                                "model_type": model_type}
     session = bench.ort_session(str(path), "cpu")
-    assert onnx_export.session_inputs(session) == names
+    assert [i.name for i in session.get_inputs()] == names
     feeds = _inputs(batch=4, seq=11, seed=5, types=types)
     (got,) = session.run(["logits"], {k: v.numpy() for k, v in feeds.items()})
     np.testing.assert_allclose(got, _logits(model, feeds).numpy(), atol=1e-4, rtol=0)

@@ -105,14 +105,6 @@ def test_without_eager_attention_nothing_is_fused(tmp_path):
     assert "fused_Attention" not in facts
 
 
-def test_dynamic_int8_is_the_dynamic_recipe(source, tmp_path):
-    _, src, _, _ = source
-    quantize.dynamic_int8(src, tmp_path / "int8.onnx")
-    ops = {node.op_type for node in onnx.load(str(tmp_path / "int8.onnx")).graph.node}
-    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops
-    assert onnx_export.read_metadata(tmp_path / "int8.onnx").items() >= METADATA.items()
-
-
 def test_unknown_recipe_lists_the_recipes(tmp_path):
     with pytest.raises(ValueError, match="unknown quantisation recipe 'int4'; choose one of "
                                          "dynamic, dynamic_per_channel, fused, fused_dynamic, "

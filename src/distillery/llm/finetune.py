@@ -26,7 +26,7 @@ from peft import LoraConfig, TaskType, get_peft_model
 
 from distillery import training
 from distillery.data import Split
-from distillery.device import autocast, model_device
+from distillery.device import model_device
 from distillery.io import UserError, atomic_path, seed_everything
 from distillery.llm import archs
 from distillery.llm.loading import load_causal_lm
@@ -131,26 +131,6 @@ def fine_tune(model, tokenizer, prompt: Prompt, split: Split, hp: LoraHyper, cfg
     peft_model = apply_lora(model, hp, target_modules)
     train(peft_model, tokenizer, prompt, split, cfg, desc=desc, on_step=on_step)
     return peft_model
-
-
-@torch.inference_mode()
-def verbalizer_loss(model, tokenizer, prompt: Prompt, split: Split, max_length: int,
-                    batch_size: int = 16) -> float:
-    """Mean causal-LM loss on the gold verbalizer tokens of ``split`` (the training objective,
-    without dropout)."""
-    model.eval()
-    device = model_device(model)
-    requests = encode_requests(tokenizer, prompt, split.texts, split.pairs)
-    total, count = 0.0, 0
-    for start in range(0, len(split), batch_size):
-        idx = range(start, min(start + batch_size, len(split)))
-        enc = training_batch([requests[i] for i in idx], [split.labels[i] for i in idx],
-                             max_length, device)
-        with autocast(device):
-            loss = model(**enc, use_cache=False).loss
-        n = int((enc["labels"] != IGNORE).sum())
-        total, count = total + loss.item() * n, count + n
-    return total / max(count, 1)
 
 
 def merge(peft_model):

@@ -112,9 +112,4 @@ def apply(recipe: str, src: str | Path, dst: str | Path, *, model_type: str, num
     return facts
 
 
-def dynamic_int8(src: str | Path, dst: str | Path) -> None:
-    """The ``dynamic`` recipe (kept for callers of the former ``quantize.dynamic_int8``)."""
-    apply("dynamic", src, dst, model_type="", num_heads=0, hidden_size=0)
-
-
-__all__ = ["INT8_RECIPES", "RECIPES", "Target", "apply", "dynamic_int8", "get", "options_of"]
+__all__ = ["INT8_RECIPES", "RECIPES", "Target", "apply", "get", "options_of"]
