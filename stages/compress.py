@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "compress", CompressParams)
     metric = load_section(args.params, "task", TaskParams).metric
-    method = pruning.METHODS[p.method]
+    method = pruning.METHODS.lookup(p.method)
     seed_everything(p.seed)
     splits, _ = load_prepared(args.data)
     train, transfer, val, dev = (splits[s] for s in ("train", "transfer", "val", "eval"))

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from transformers import PretrainedConfig
 
+from distillery.registry import Registry
+
 GENES = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
 """Architecture genes of a student (the NAS search space), in config names of BERT."""
 
@@ -74,7 +76,7 @@ class Family:
         return self.gene_attrs.get(gene, gene)
 
 
-REGISTRY: dict[str, Family] = {}
+REGISTRY: Registry[Family] = Registry("encoder family")
 """``model_type`` -> family."""
 
 

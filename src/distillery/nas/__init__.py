@@ -40,21 +40,20 @@ from distillery.nas.genome import (
 from distillery.nas.proxy import ProxyTask
 from distillery.nas.random_search import RandomSampler
 from distillery.nas.regularized import RegularizedSampler
+from distillery.registry import Registry
 
-STRATEGIES = {
+STRATEGIES: Registry[Any] = Registry("NAS strategy", {
     "evolution": EvolutionSampler,
     "regularized": RegularizedSampler,
     "nsga2": nsga2.make,
     "random": RandomSampler,
-}
+})
 
 
 def make_strategy(name: str, choices: dict[str, list[int]], seed: int, **knobs: Any):
     """The strategy registered as ``name`` over ``choices``; ``knobs``: population, elite,
     mutation_rate, sample_size (each strategy takes what it uses)."""
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown NAS strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
-    return STRATEGIES[name](GenomeSpace(choices), seed, **knobs)
+    return STRATEGIES.lookup(name)(GenomeSpace(choices), seed, **knobs)
 
 
 def directions(strategy: str) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ from distillery.pruning.unstructured import (
     prunable,
     sparsity,
 )
+from distillery.registry import Registry
 
 if TYPE_CHECKING:  # annotations only: the params section is not a dependency of every model
     from distillery.config.compress import CompressParams
@@ -82,8 +83,8 @@ def _apply_structured(model: PreTrainedModel, p: CompressParams, train: Split, t
             "heads_kept": spec["heads"], "neurons_kept": spec["intermediate"]}
 
 
-METHODS: dict[str, Method] = {
+METHODS: Registry[Method] = Registry("pruning method", {
     "unstructured": Method(_check_unstructured, _apply_unstructured, _finish_unstructured),
     "structured": Method(_check_structured, _apply_structured, lambda model: {}),
-}
+})
 """``compress.method`` -> :class:`Method`."""

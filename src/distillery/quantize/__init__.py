@@ -33,19 +33,20 @@ from distillery.io import atomic_path
 from distillery.onnx_export import copy_metadata
 from distillery.quantize import dynamic, fp16, fused, static
 from distillery.quantize.graph import Target, quantized_facts, save_clean
+from distillery.registry import Registry
 
 logger = logging.getLogger(__name__)
 
 Recipe = Callable[..., dict[str, int]]
 
-RECIPES: dict[str, Recipe] = {
+RECIPES: Registry[Recipe] = Registry("quantisation recipe", {
     "dynamic": dynamic.dynamic,
     "dynamic_per_channel": dynamic.dynamic_per_channel,
     "fused": fused.fused,
     "fused_dynamic": fused.fused_dynamic,
     "static": static.static,
     "fp16": fp16.fp16,
-}
+})
 INT8_RECIPES = ("dynamic", "dynamic_per_channel", "fused_dynamic", "static")
 """The recipes that give an int8 model (``export.int8_recipe`` takes one of these)."""
 
@@ -57,15 +58,8 @@ def options_of(recipe: str) -> list[str]:
 
 
 def get(recipe: str) -> Recipe:
-    """The recipe registered as ``recipe``.
-
-    Raises:
-        ValueError: unknown name (the message lists the recipes).
-    """
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown quantisation recipe {recipe!r}; choose one of "
-                         + ", ".join(RECIPES))
-    return RECIPES[recipe]
+    """The recipe registered as ``recipe`` (an unknown name: one error listing the recipes)."""
+    return RECIPES.lookup(recipe)
 
 
 def apply(recipe: str, src: str | Path, dst: str | Path, *, model_type: str, num_heads: int,

@@ -19,25 +19,24 @@ from collections.abc import Callable
 
 import optuna
 
+from distillery.registry import Registry
 from distillery.search import bamsoo, gp, random_search, soo, tpe
 from distillery.search.space import Dim, Params, Space
 
 Factory = Callable[[Space, int, int], tuple[optuna.samplers.BaseSampler, list[Params]]]
 
-SAMPLERS: dict[str, Factory] = {
+SAMPLERS: Registry[Factory] = Registry("sampler", {
     "gp": gp.make,
     "soo": soo.make,
     "bamsoo": bamsoo.make,
     "tpe": tpe.make,
     "random": random_search.make,
-}
+})
 
 
 def make_sampler(name: str, space: Space, seed: int, n_initial: int = 0):
     """The sampler registered as ``name`` and its initial design."""
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    return SAMPLERS[name](space, seed, n_initial)
+    return SAMPLERS.lookup(name)(space, seed, n_initial)
 
 
 __all__ = ["SAMPLERS", "Dim", "Params", "Space", "make_sampler"]

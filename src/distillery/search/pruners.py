@@ -21,16 +21,18 @@ from collections.abc import Callable
 
 import optuna
 
+from distillery.registry import Registry
+
 logger = logging.getLogger(__name__)
 
-PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
+PRUNERS: Registry[Callable[[int], optuna.pruners.BasePruner]] = Registry("pruner", {
     "median": lambda n: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2),
     "halving": lambda n: optuna.pruners.SuccessiveHalvingPruner(min_resource=1,
                                                                 reduction_factor=3),
     "hyperband": lambda n: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=n,
                                                           reduction_factor=3),
     "none": lambda n: optuna.pruners.NopPruner(),
-}
+})
 
 CANNOT_PRUNE = ("soo", "bamsoo")
 """Samplers that need the final value of every trial they proposed."""
@@ -39,10 +41,9 @@ CANNOT_PRUNE = ("soo", "bamsoo")
 def make_pruner(name: str, sampler: str, n_steps: int) -> optuna.pruners.BasePruner:
     """The pruner registered as ``name`` for trials reporting ``n_steps`` values; ``none``
     (with a log line saying so) for a sampler in :data:`CANNOT_PRUNE`."""
-    if name not in PRUNERS:
-        raise ValueError(f"unknown pruner {name!r}; choose one of {', '.join(PRUNERS)}")
+    factory = PRUNERS.lookup(name)
     if sampler in CANNOT_PRUNE and name != "none":
         logger.info("sampler %s cannot use pruned trials (each cell needs its final value): "
                     "pruner %s is off, every trial runs its full budget", sampler, name)
         return PRUNERS["none"](n_steps)
-    return PRUNERS[name](max(n_steps, 1))
+    return factory(max(n_steps, 1))
