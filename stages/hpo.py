@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> None:
                                            args.out, args.curves, metric)
             teacher, tok = load_classifier(args.out), load_tokenizer(args.out)
         else:
-            teacher, extra = hpo.retrain(tp, p, best, splits, names, metric, args.curves)
-            tok = load_tokenizer(tp.model)
+            teacher, tok, extra = hpo.retrain(tp, p, best, splits, names, metric, args.curves)
             with atomic_path(args.out) as tmp:
                 teacher.save_pretrained(tmp, safe_serialization=True)
                 tok.save_pretrained(tmp)

@@ -13,6 +13,7 @@ run and do not count), counting each package's
 from __future__ import annotations
 
 import ast
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -109,8 +110,6 @@ def _collapse(files: set[Path], src: Path) -> set[Path]:
 
 
 def _relative(path: Path, root: Path) -> str:
-    import os
-
     return os.path.relpath(path, root)
 
 

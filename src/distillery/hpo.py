@@ -37,8 +37,6 @@ logger = logging.getLogger(__name__)
 
 METHODS = ("full", "lora")
 """Fine-tuning methods of an encoder teacher (a causal-LM teacher: ``lora`` only)."""
-LORA_ONLY = ("lr", "rank", "alpha", "dropout")
-"""Dimensions only LoRA reads."""
 
 
 @dataclass
@@ -273,12 +271,12 @@ class Trials:
         p, tp = self.hpo, self.teacher
         tok = models.load_tokenizer(tp.model)
         epochs = run_epochs(p, len(splits["train"]), len(names))
+        steps = total_steps(p, len(trial_train), epochs)
 
         def val_score(model) -> float:
             return evaluate.evaluate(model, splits["val"], tok, tp.max_length, self.metric)
 
         def score(params: dict[str, Any], report=None) -> tuple[float, dict[str, Any]]:
-            steps = total_steps(p, len(trial_train), epochs)
             check = Validator(val_score, steps, p.evals, p.patience, report)
             fine_tune(tp, p, recipe(params, p), trial_train, epochs, tok, names, on_step=check)
             return check.best, {"steps": check.steps, "best_step": check.best_step}
@@ -310,13 +308,14 @@ class Trials:
 
 
 def retrain(tp, p, r: Recipe, splits: dict[str, Any], names: list[str], metric: str,
-            curve_dir: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+            curve_dir: str) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
     """Fine-tune the winning recipe ``r`` on all of train for :func:`run_epochs` passes,
     validating ``hpo.evals`` times (early stop after ``hpo.patience``), and keep the best
     checkpoint; the curve goes to ``curve_dir`` (DVCLive).
 
     Returns:
-        The merged teacher and facts for the metrics (steps planned and run, best step).
+        The merged teacher, its tokenizer and facts for the metrics (steps planned and run,
+        best step).
     """
     from distillery import curves, evaluate, models
 
@@ -329,7 +328,7 @@ def retrain(tp, p, r: Recipe, splits: dict[str, Any], names: list[str], metric: 
                           steps, p.evals, p.patience, curve=curve)
         model = fine_tune(tp, p, r, train, epochs, tok, names, on_step=check)
     teacher = merged(check.restore(model))
-    return teacher, {"final_examples": len(train), "final_epochs": round(epochs, 3),
+    return teacher, tok, {"final_examples": len(train), "final_epochs": round(epochs, 3),
                      "final_steps": steps, "final_steps_run": check.steps,
                      "final_best_step": check.best_step,
                      "final_stopped_early": int(check.steps < steps)}

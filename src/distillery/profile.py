@@ -41,7 +41,7 @@ def arguments(path: str | Path) -> list[str]:
         UserError: the file is not a mapping of sections, or a section rejects a key or value.
     """
     from distillery.config.base import parse_section
-    from distillery.config.reference import SECTIONS
+    from distillery.config.reference import SECTIONS, section_class
     from distillery.io import UserError
 
     tree = yaml.safe_load(Path(path).read_text())
@@ -51,11 +51,7 @@ def arguments(path: str | Path) -> list[str]:
         if section not in SECTIONS:
             raise UserError(f"{path}: unknown section {section!r}; sections: "
                             + ", ".join(SECTIONS))
-        import importlib
-
-        module = importlib.import_module(f"distillery.config.{section}")
-        cls = next(c for n, c in vars(module).items() if n.lower() == f"{section}params")
-        parse_section(cls, raw, section)
+        parse_section(section_class(section), raw, section)
     return [a for k, v in flatten(tree).items() for a in ("-S", f"{k}={_yaml_value(v)}")]
 
 

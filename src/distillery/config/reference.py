@@ -34,6 +34,13 @@ def _field_docs(module_file: Path) -> dict[str, dict[str, str]]:
     return out
 
 
+def section_class(section: str) -> type:
+    """The dataclass of ``params.yaml`` section ``section`` (``hpo`` -> ``HpoParams``)."""
+    module = importlib.import_module(f"distillery.config.{section}")
+    return next(c for n, c in vars(module).items()
+                if n.lower() == f"{section}params" and dataclasses.is_dataclass(c))
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -49,7 +56,7 @@ def markdown() -> str:
         docs = _field_docs(Path(module.__file__))
         classes = [c for c in vars(module).values() if dataclasses.is_dataclass(c)
                    and c.__module__ == module.__name__]
-        top = next(c for c in classes if c.__name__.lower().startswith(section.replace("_", "")))
+        top = section_class(section)
         lines += [f"## `{section}`", "", " ".join((top.__doc__ or "").split()), ""]
         for cls in [top, *[c for c in classes if c is not top]]:
             if cls is not top:
