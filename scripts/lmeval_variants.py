@@ -16,11 +16,11 @@ from pathlib import Path
 
 from distillery.config.base import load_section
 from distillery.config.teacher import TeacherParams
-from distillery.demo import TORCH_VARIANTS, onnx_variants
-from distillery.io import setup_logging, write_json
+from distillery.core.io import setup_logging, write_json
 from distillery.lmeval.cli import build_spec
 from distillery.lmeval.harness import score
 from distillery.lmeval.task import write_task
+from distillery.serve.demo import TORCH_VARIANTS, onnx_variants
 
 
 def main() -> None:

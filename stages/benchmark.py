@@ -7,7 +7,7 @@ provider. CPU variants keep their plain names; other providers add ``@cuda`` / `
 fp16 files run on GPU providers only. GPU sessions: TensorRT gets one explicit shape profile
 (batch 1..``benchmark.batch_size``, tokens 1..``teacher.max_length``) and an engine cache in
 ``models/trt_cache`` so that no engine is built inside the timed loop; CUDA and TensorRT run
-through I/O binding (:mod:`distillery.accel`).
+through I/O binding (:mod:`distillery.measure.accel`).
 
 Accuracy of the CPU ONNX variants is scored one text at a time, as they are timed and served:
 dynamic int8 computes activation scales per call, so a padded batch of 64 texts scored the
@@ -41,14 +41,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from distillery import accel, bench, evaluate, models, onnx_export, plots
 from distillery.config.base import load_section
 from distillery.config.benchmark import BenchmarkParams
 from distillery.config.task import TaskParams
 from distillery.config.teacher import TeacherParams
-from distillery.data import Split, encode, load_prepared
-from distillery.device import resolve_device
-from distillery.io import Timer, run_main, stage_args, write_csv, write_json
+from distillery.core.device import resolve_device
+from distillery.core.io import Timer, run_main, stage_args, write_csv, write_json
+from distillery.data.prepared import Split, encode, load_prepared
+from distillery.export import onnx_export
+from distillery.measure import accel, bench, evaluate, plots
+from distillery.modeling import loading
 
 logger = logging.getLogger("stages.benchmark")
 
@@ -89,8 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(threads)
     splits, names = load_prepared(args.data)
     dev = splits["eval"]
-    tok = models.load_tokenizer(args.student)
-    t_tok = models.load_tokenizer(args.teacher)  # a causal-LM teacher's wraps texts in its prompt
+    tok = loading.load_tokenizer(args.student)
+    t_tok = loading.load_tokenizer(args.teacher)  # a causal-LM teacher's wraps texts in its prompt
     n_feeds = max(p.repeats, p.batch_size)
     singles, batch = inputs(dev, tok, tp.max_length, n_feeds, p.batch_size)
     teacher_feeds = inputs(dev, t_tok, tp.max_length, n_feeds, p.batch_size)
@@ -108,12 +110,12 @@ def main(argv: list[str] | None = None) -> None:
             for variant, base, path, meta in tqdm(jobs, desc=f"accuracy ({provider})"):
                 own = t_tok if variant.startswith("teacher") else tok
                 if base is not None:
-                    model = models.load_classifier(torch_models[base]).to(device)
+                    model = loading.load_classifier(torch_models[base]).to(device)
                     logits = evaluate.predict_logits(model, dev, own, tp.max_length)
                     runs[variant] = bench.torch_runner(model)
-                    size = sum(models.dir_size_mb(f)
+                    size = sum(loading.dir_size_mb(f)
                                for f in Path(torch_models[base]).glob("*.safetensors"))
-                    n_params = models.count_params(model)
+                    n_params = loading.count_params(model)
                 elif meta.get("precision") == "fp16" and provider == "cpu":
                     skipped_variants[variant] = "fp16 runs on GPU providers only"
                     continue
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
                     logits = evaluate.onnx_logits(sess, dev, own, tp.max_length, p.batch_size)
                     runs[variant] = accel.io_binding_runner(sess)
                 if base is None:
-                    size, n_params = models.dir_size_mb(path), int(meta.get("n_params", 0))
+                    size, n_params = loading.dir_size_mb(path), int(meta.get("n_params", 0))
                 logits_of[variant] = logits
                 facts[variant] = {
                     **{k: round(v, 6) for k, v in evaluate.scores(logits, dev.labels).items()},

@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import logging
 
-from distillery import curves, distill, evaluate, models, pruning, teacher_logits, training
+from distillery.compress import pruning
 from distillery.config.base import load_section
 from distillery.config.compress import CompressParams
 from distillery.config.task import TaskParams
 from distillery.config.teacher import TeacherParams
-from distillery.data import concat, load_prepared
-from distillery.device import resolve_device
-from distillery.io import Timer, atomic_path, run_main, seed_everything, stage_args, write_json
+from distillery.core.device import resolve_device
+from distillery.core.io import Timer, atomic_path, run_main, seed_everything, stage_args, write_json
+from distillery.data.prepared import concat, load_prepared
+from distillery.distill import losses, teacher_logits
+from distillery.measure import curves, evaluate
+from distillery.modeling import loading, training
 
 logger = logging.getLogger("stages.compress")
 
@@ -45,10 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     seed_everything(p.seed)
     splits, _ = load_prepared(args.data)
     train, transfer, val, dev = (splits[s] for s in ("train", "transfer", "val", "eval"))
-    model = models.load_classifier(args.student)
+    model = loading.load_classifier(args.student)
     method.check(model)
-    tok = models.load_tokenizer(args.student)
-    n_before = models.count_params(model)
+    tok = loading.load_tokenizer(args.student)
+    n_before = loading.count_params(model)
     before = evaluate.evaluate(model, dev, tok, tp.max_length, metric)
     with Timer() as timer:
         pruned = method.apply(model, p, train, tok, tp.max_length)
@@ -60,15 +63,15 @@ def main(argv: list[str] | None = None) -> None:
             corpus = concat(train, transfer)
             t_logits = teacher_logits.load_many(args.logits, splits, "train", "transfer")
             model.to(device)
-            models.freeze_word_embeddings(model)
+            loading.freeze_word_embeddings(model)
             cfg = training.TrainConfig(lr=p.lr, batch_size=p.batch_size,
                                        max_length=tp.max_length, steps=p.recovery_steps,
                                        seed=p.seed)
             # hidden states of the unpruned student (same widths and layers) guide its pruned
             # copy layer by layer; the logits still come from the teacher
-            reference = models.load_classifier(args.student).to(device) \
+            reference = loading.load_classifier(args.student).to(device) \
                 if p.hidden_weight > 0 else None
-            loss = distill.DistillLoss(t_logits, p.kd_alpha, p.kd_temperature,
+            loss = losses.DistillLoss(t_logits, p.kd_alpha, p.kd_temperature,
                                        teacher=reference, student=model,
                                        hidden_weight=p.hidden_weight)
             with curves.Curve(args.curves, val, tok, tp.max_length, metric,
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_path(args.out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-    n_after = models.count_params(model)
+    n_after = loading.count_params(model)
     write_json(args.metrics, {
         "method": p.method, **pruned,
         "n_params_before": n_before, "n_params_after": n_after,

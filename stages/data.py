@@ -17,8 +17,8 @@ import logging
 
 from distillery.config.base import load_section
 from distillery.config.data import DataParams
-from distillery.io import run_main, stage_args, write_json
-from distillery.sources import materialise
+from distillery.core.io import run_main, stage_args, write_json
+from distillery.data.sources import materialise
 
 logger = logging.getLogger("stages.data")
 

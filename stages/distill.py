@@ -6,7 +6,7 @@ family of ``distill.student_init``'s model (the teacher's, or ``distill.student_
 causal-LM teacher) with its tokenizer and initialised from it where shapes allow, minimises
 ``alpha * CE(labelled rows) + (1 - alpha) * T^2 * KL`` plus, when their weights are > 0,
 TinyBERT's layer-wise terms (hidden-state MSE through a learned projection, attention KL):
-see :mod:`distillery.distill`. Models train on ``teacher.device``.
+see :mod:`distillery.distill.losses`. Models train on ``teacher.device``.
 
 Deps: ``--data``, ``--arch`` (NAS result), ``--teacher`` (merged LoRA teacher: the student's
 initialisation, and run on each batch for layer-wise KD only), ``--logits`` (stage ``label``).
@@ -23,14 +23,12 @@ import logging
 
 import numpy as np
 
-from distillery import curves, distill, evaluate, families, models, teacher_logits, training
 from distillery.config.base import load_section
 from distillery.config.distill import DistillParams
 from distillery.config.task import TaskParams
 from distillery.config.teacher import TeacherParams
-from distillery.data import concat, load_prepared
-from distillery.device import resolve_device
-from distillery.io import (
+from distillery.core.device import resolve_device
+from distillery.core.io import (
     Timer,
     atomic_path,
     read_json,
@@ -39,6 +37,10 @@ from distillery.io import (
     stage_args,
     write_json,
 )
+from distillery.data.prepared import concat, load_prepared
+from distillery.distill import losses, teacher_logits
+from distillery.measure import curves, evaluate
+from distillery.modeling import families, loading, training
 
 logger = logging.getLogger("stages.distill")
 
@@ -53,10 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     seed_everything(p.seed)
     splits, names = load_prepared(args.data)
     train, transfer, val, dev = (splits[s] for s in ("train", "transfer", "val", "eval"))
-    base_spec = models.student_base(p.student_init, p.student_model, args.teacher)
-    teacher = models.load_classifier(args.teacher)
-    base, tok = (teacher, models.load_tokenizer(args.teacher)) if base_spec == args.teacher \
-        else (models.load_classifier(base_spec, names), models.load_tokenizer(base_spec))
+    base_spec = loading.student_base(p.student_init, p.student_model, args.teacher)
+    teacher = loading.load_classifier(args.teacher)
+    base, tok = (teacher, loading.load_tokenizer(args.teacher)) if base_spec == args.teacher \
+        else (loading.load_classifier(base_spec, names), loading.load_tokenizer(base_spec))
     init = p.student_init != "random"
     device = resolve_device(tp.device)
     corpus = concat(train, transfer)
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     with Timer() as timer:
         student = families.build_student(genome, base, init=init).to(device)
         if init and genome["hidden_size"] == base.config.hidden_size:
-            models.freeze_word_embeddings(student)
+            loading.freeze_word_embeddings(student)
         cfg = training.TrainConfig(lr=p.lr, batch_size=p.batch_size, max_length=tp.max_length,
                                    epochs=p.epochs, seed=p.seed)
         impl = student.config._attn_implementation
@@ -75,12 +77,12 @@ def main(argv: list[str] | None = None) -> None:
                            "distill.hidden_weight and attention_weight to 0 to silence this",
                            p.student_init)
             layer_wise = False
-        loss = distill.DistillLoss(t_logits, p.alpha, p.temperature,
+        loss = losses.DistillLoss(t_logits, p.alpha, p.temperature,
                                    teacher.to(device) if layer_wise else None, student,
                                    p.hidden_weight * layer_wise, p.attention_weight * layer_wise)
         with curves.Curve(args.curves, val, tok, tp.max_length, metric,
                           cfg.total_steps(len(corpus))) as curve:
-            losses = training.train(student, corpus, tok, cfg, loss, desc="distill",
+            step_losses = training.train(student, corpus, tok, cfg, loss, desc="distill",
                                     on_step=curve)
         student.set_attn_implementation(impl)  # attention KD switched it to eager
     s_dev = evaluate.predict_logits(student, dev, tok, tp.max_length)
@@ -95,12 +97,12 @@ def main(argv: list[str] | None = None) -> None:
         **{f"student_eval_{k}": v for k, v in s_scores.items()},
         **{f"teacher_eval_{k}": v for k, v in t_scores.items()},
         "eval_agreement_with_teacher": float((s_dev.argmax(-1) == t_dev.argmax(-1)).mean()),
-        "student_n_params": models.count_params(student),
-        "teacher_n_params": models.count_params(teacher),
+        "student_n_params": loading.count_params(student),
+        "teacher_n_params": loading.count_params(teacher),
         "alpha": p.alpha, "hidden_weight": p.hidden_weight, "student_init": p.student_init,
         "attention_weight": p.attention_weight, "layer_wise": layer_wise,
-        "device": str(device), "transfer_examples": len(corpus), "steps": len(losses),
-        "final_loss": float(np.mean(losses[-50:])), "duration_s": round(timer.seconds, 2),
+        "device": str(device), "transfer_examples": len(corpus), "steps": len(step_losses),
+        "final_loss": float(np.mean(step_losses[-50:])), "duration_s": round(timer.seconds, 2),
     })
     logger.info("student eval %s (teacher %s)", s_scores, t_scores)
 

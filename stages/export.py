@@ -49,12 +49,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from distillery import bench, evaluate, families, models, onnx_export, quantize, vocab
+from distillery.compress import vocab
 from distillery.config.base import load_section
 from distillery.config.export import ExportParams
 from distillery.config.teacher import TeacherParams
-from distillery.data import Split, concat, encode, load_prepared, model_inputs
-from distillery.io import Timer, atomic_path, run_main, stage_args, write_json
+from distillery.core.io import Timer, atomic_path, run_main, stage_args, write_json
+from distillery.data.prepared import Split, concat, encode, load_prepared, model_inputs
+from distillery.export import onnx_export, quantize
+from distillery.measure import bench, evaluate
+from distillery.modeling import families, loading
 
 logger = logging.getLogger("stages.export")
 
@@ -109,7 +112,7 @@ def metadata(model, inputs: list[str], max_length: int, pair: bool) -> dict[str,
     return {"labels": json.dumps(names), "inputs": json.dumps(inputs),
             "model_type": model.config.model_type, "max_length": str(max_length),
             "sentence_pair": json.dumps(pair), "producer": "distillery",
-            "n_params": str(models.count_params(model))}
+            "n_params": str(loading.count_params(model))}
 
 
 def attention_shape(model) -> tuple[int, int]:
@@ -151,14 +154,14 @@ def main(argv: list[str] | None = None) -> None:
     skipped: dict[str, str] = {}
     with Timer() as timer, atomic_path(args.out) as out:
         out.mkdir()
-        tok = models.load_tokenizer(args.student)
+        tok = loading.load_tokenizer(args.student)
         inputs = model_inputs(tok, pair)
-        t_tok = models.load_tokenizer(args.teacher)  # a causal-LM teacher's carries its prompt
+        t_tok = loading.load_tokenizer(args.teacher)  # a causal-LM teacher's carries its prompt
         tok_of = {"teacher": t_tok}
         inputs_of = {"teacher": model_inputs(t_tok, pair)}
-        torch_models = {"teacher": models.load_classifier(args.teacher),
-                        "student": models.load_classifier(args.student),
-                        "student_pruned": models.load_classifier(args.pruned)}
+        torch_models = {"teacher": loading.load_classifier(args.teacher),
+                        "student": loading.load_classifier(args.student),
+                        "student_pruned": loading.load_classifier(args.pruned)}
         # Vocabulary pruning: the rows of tokens the student saw in training, ids remapped
         # inside the model (an unseen token is read as the unknown token).
         corpus = concat(train, transfer)
@@ -179,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         for v in variants(p.int8_recipe):
             model = torch_models[v.source]
             recipe = v.recipe
-            if models.is_prompted(model.config) and recipe is not None:
+            if loading.is_prompted(model.config) and recipe is not None:
                 skipped[v.file] = DECODER_INT8
                 continue
             src_inputs = inputs_of.get(v.source, inputs)
@@ -215,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
             metrics[f"{name}_max_abs_diff"] = check.max_abs_diff
             metrics[f"{name}_rel_diff"] = round(check.rel_diff, 4)
             metrics[f"{name}_agreement"] = check.agreement
-            metrics[f"{name}_size_mb"] = round(models.dir_size_mb(out / v.file), 3)
+            metrics[f"{name}_size_mb"] = round(loading.dir_size_mb(out / v.file), 3)
             problems += check.problems(name, agree, **tol)
             logger.info("%s vs torch %s: max|Δ|=%.3g agreement=%.4f", name, v.source,
                         check.max_abs_diff, check.agreement)

@@ -2,10 +2,10 @@
 
 Each trial fine-tunes the pretrained teacher (``hpo.method``: full fine-tuning and / or LoRA,
 the head at its own learning rate) on ``hpo.trial_examples`` training examples for as many
-passes as the final run (:func:`distillery.hpo.run_epochs`: the budget grows with the number of
-classes), scoring ``task.metric`` on the validation split ``hpo.evals`` times; ``hpo.pruner``
-stops hopeless trials, ``hpo.patience`` stops a run that no longer improves. Trials live in an
-Optuna study on ``--trials`` (a journal file the stage keeps between runs) or on
+passes as the final run (:func:`distillery.teachers.hpo.run_epochs`: the budget grows with the
+number of classes), scoring ``task.metric`` on the validation split ``hpo.evals`` times;
+``hpo.pruner`` stops hopeless trials, ``hpo.patience`` stops a run that no longer improves. Trials
+live in an Optuna study on ``--trials`` (a journal file the stage keeps between runs) or on
 ``hpo.storage`` (a database URL): a killed run resumes without repeating a finished trial, and
 ``hpo.workers`` processes (or machines) share the study. The best recipe is retrained on the
 whole train split, validated as it trains; its best checkpoint is merged and saved.
@@ -15,7 +15,7 @@ through ``teacher.prompt`` and ``teacher.verbalizers`` and is tuned with LoRA on
 and its final score come from lm-eval, the stage also measures the base model zero- and
 ``teacher.num_fewshot``-shot and the perplexity of a reference text before and after
 specialisation, and the teacher is saved in its classifier form
-(:mod:`distillery.llm.teacher`).
+(:mod:`distillery.teachers.causal.teacher`).
 
 Deps: ``--data``, the teacher named by ``teacher.model``.
 Params: ``teacher.*``, ``task.metric``, ``hpo.*``.
@@ -27,7 +27,7 @@ Metrics: ``--metrics``: best recipe, best trial score and the best of each metho
 pruned, trial and final fidelity (examples, steps) and the gap between their validation
 scores, the teacher's eval accuracy / macro-F1, trials at the bounds of each range; for a
 causal LM also the generic-vs-specialised figures
-(:func:`distillery.llm.evaluation.generic_vs_specialised`).
+(:func:`distillery.lmeval.evaluation.generic_vs_specialised`).
 """
 
 from __future__ import annotations
@@ -35,13 +35,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from distillery import evaluate, hpo, plots
 from distillery.config.base import load_section
 from distillery.config.hpo import HpoParams
 from distillery.config.task import TaskParams
 from distillery.config.teacher import TeacherParams
-from distillery.data import load_prepared
-from distillery.io import (
+from distillery.core.io import (
     Timer,
     UserError,
     atomic_path,
@@ -51,9 +49,12 @@ from distillery.io import (
     write_csv,
     write_json,
 )
-from distillery.llm import teacher as llm_teacher
-from distillery.models import check_teacher, load_classifier, load_tokenizer
+from distillery.data.prepared import load_prepared
+from distillery.measure import evaluate, plots
+from distillery.modeling.loading import check_teacher, load_classifier, load_tokenizer
 from distillery.search import runner
+from distillery.teachers import hpo
+from distillery.teachers.causal import teacher as llm_teacher
 
 logger = logging.getLogger("stages.hpo")
 

@@ -2,7 +2,7 @@
 
 nas (KD proxy), distill and compress (recovery) read them instead of running the teacher each:
 with a causal-LM teacher labelling is the costliest inference of the study, and a change to
-their params no longer relabels. See :mod:`distillery.teacher_logits` for the layout.
+their params no longer relabels. See :mod:`distillery.distill.teacher_logits` for the layout.
 
 Deps: ``--data`` (prepared splits), ``--teacher`` (the fine-tuned teacher of stage hpo).
 Params: ``teacher.max_length``, ``teacher.device``.
@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 
-from distillery import evaluate, models, teacher_logits
 from distillery.config.base import load_section
 from distillery.config.teacher import TeacherParams
-from distillery.data import load_prepared
-from distillery.device import resolve_device
-from distillery.io import Timer, fingerprint, run_main, stage_args, write_json
+from distillery.core.device import resolve_device
+from distillery.core.io import Timer, fingerprint, run_main, stage_args, write_json
+from distillery.data.prepared import load_prepared
+from distillery.distill import teacher_logits
+from distillery.measure import evaluate
+from distillery.modeling import loading
 
 logger = logging.getLogger("stages.label")
 
@@ -32,8 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     splits, names = load_prepared(args.data)
     splits = {name: splits[name] for name in teacher_logits.SPLITS}
     device = resolve_device(tp.device)
-    teacher = models.load_classifier(args.teacher).to(device)
-    tok = models.load_tokenizer(args.teacher)
+    teacher = loading.load_classifier(args.teacher).to(device)
+    tok = loading.load_tokenizer(args.teacher)
     with Timer() as timer:
         logits = teacher_logits.compute(teacher, tok, splits, tp.max_length)
     teacher_logits.save(args.out, logits, splits, names, tp.max_length,

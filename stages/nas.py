@@ -22,15 +22,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from distillery import models, nas, plots
+from distillery import nas
 from distillery.config.base import load_section
 from distillery.config.distill import DistillParams
 from distillery.config.nas import NasParams
 from distillery.config.task import TaskParams
 from distillery.config.teacher import TeacherParams
-from distillery.io import Timer, fingerprint, run_main, stage_args, write_csv, write_json
-from distillery.llm import teacher as llm_teacher
+from distillery.core.io import Timer, fingerprint, run_main, stage_args, write_csv, write_json
+from distillery.measure import plots
+from distillery.modeling import loading
 from distillery.search import runner
+from distillery.teachers.causal import teacher as llm_teacher
 
 logger = logging.getLogger("stages.nas")
 
@@ -43,8 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     d = load_section(args.params, "distill", DistillParams)
     metric = load_section(args.params, "task", TaskParams).metric
     llm_teacher.check(tp, d)  # e.g. a causal-LM teacher with student_init: teacher
-    base = models.student_base(d.student_init, d.student_model, args.teacher)
-    models.check_teacher(base)
+    base = loading.student_base(d.student_init, d.student_model, args.teacher)
+    loading.check_teacher(base)
     kd = (d.alpha, d.temperature)
     same_experiment = {**dataclasses.asdict(p), **tp.experiment(), "metric": metric,
                        "data": fingerprint(args.data), "teacher": fingerprint(args.teacher),

@@ -23,10 +23,10 @@ import logging
 from distillery.config.base import load_section
 from distillery.config.data import DataParams
 from distillery.config.prepare import PrepareParams
-from distillery.data import class_counts, write_labels, write_split
-from distillery.io import Timer, atomic_path, run_main, stage_args, write_csv, write_json
-from distillery.sources import load_raw
-from distillery.splits import make_splits
+from distillery.core.io import Timer, atomic_path, run_main, stage_args, write_csv, write_json
+from distillery.data.prepared import class_counts, write_labels, write_split
+from distillery.data.sources import load_raw
+from distillery.data.splits import make_splits
 
 logger = logging.getLogger("stages.prepare")
 

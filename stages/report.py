@@ -11,8 +11,8 @@ Params: ``task.metric``, ``report.*`` (limits and targets).
 Outs: ``--out`` (Markdown results, committed so it can be read on the web), ``--png``
 (Pareto plot: score vs latency, the recommended variant marked).
 Metrics: ``--metrics``: the recommended variant, each target's measured value and whether it
-is met, whether the teacher is the bottleneck (:func:`distillery.report.bottleneck`: said first
-in the report and the log, with the likely causes and the params to change).
+is met, whether the teacher is the bottleneck (:func:`distillery.measure.report.bottleneck`: said
+first in the report and the log, with the likely causes and the params to change).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import json
 import logging
 from pathlib import Path
 
-from distillery import plots, report
 from distillery.config.base import load_section
 from distillery.config.report import ReportParams
 from distillery.config.task import TaskParams
-from distillery.io import UserError, atomic_path, run_main, stage_args, write_json
+from distillery.core.io import UserError, atomic_path, run_main, stage_args, write_json
+from distillery.measure import plots, report
 
 logger = logging.getLogger("stages.report")
 

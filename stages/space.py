@@ -1,13 +1,13 @@
 """Stage ``space``: a self-contained, deployable Hugging Face Space for the shipped model.
 
-Writes ``--out`` (see :mod:`distillery.space`): ``app.py``, ``requirements.txt`` (no torch),
+Writes ``--out`` (see :mod:`distillery.serve.space`): ``app.py``, ``requirements.txt`` (no torch),
 ``model.onnx``, ``tokenizer.json``, ``examples.jsonl``, ``space.json`` and a ``README.md`` with
 the Space's YAML header and the model's measured accuracy, latency and size. The examples are
 eval sentences the model gets wrong (about half) and right, scored through the pipeline's own
 path, and the stage checks that the app's tokenizers-only path gives the same predictions.
 
 Deps: ``--onnx`` (the variant's file), ``--tokenizer`` (the student folder), ``--data``,
-``--report`` and ``--bench`` (metrics), ``src/distillery/space_app.py``.
+``--report`` and ``--bench`` (metrics), ``src/distillery/serve/space_app.py``.
 Params: ``space.*``.
 Outs: ``--out``. Metrics: ``--metrics``: the variant, its eval score at batch 1 (as the app
 runs it) and how many eval examples the app predicts as the pipeline does (all, or it fails).
@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from distillery import demo, evaluate, space, space_app
 from distillery.config.base import load_section
 from distillery.config.space import SpaceParams
 from distillery.config.task import TaskParams
-from distillery.data import load_prepared
-from distillery.io import UserError, run_main, stage_args, write_json
-from distillery.models import load_tokenizer
+from distillery.core.io import UserError, run_main, stage_args, write_json
+from distillery.data.prepared import load_prepared
+from distillery.measure import evaluate
+from distillery.modeling.loading import load_tokenizer
+from distillery.serve import demo, space, space_app
 
 logger = logging.getLogger("stages.space")
 

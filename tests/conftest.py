@@ -22,7 +22,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast  # noqa: E402
 
-from distillery.data import Split  # noqa: E402
+from distillery.data.prepared import Split  # noqa: E402
 
 POSITIVE = ["good", "great", "charming", "moving", "fun", "brilliant"]
 NEGATIVE = ["bad", "dull", "boring", "awful", "flat", "tedious"]
@@ -152,7 +152,8 @@ def make_run_dir(folder: Path, teacher_dir: Path, pair: bool = False) -> Path:
 
     import yaml
 
-    from distillery import data, onnx_export
+    from distillery.data import prepared
+    from distillery.export import onnx_export
 
     names = sorted(PAIR_KEYWORDS) if pair else ["negative", "positive"]
     tok = BertTokenizerFast.from_pretrained(teacher_dir)
@@ -163,18 +164,18 @@ def make_run_dir(folder: Path, teacher_dir: Path, pair: bool = False) -> Path:
             label2id={n: i for i, n in enumerate(names)}))
         model.save_pretrained(folder / "models" / owner, safe_serialization=True)
         tok.save_pretrained(folder / "models" / owner)
-    inputs = data.model_inputs(tok, pair)
+    inputs = prepared.model_inputs(tok, pair)
     meta = {"labels": json.dumps(names), "inputs": json.dumps(inputs), "model_type": "bert",
             "max_length": "16", "sentence_pair": json.dumps(pair), "producer": "distillery",
             "variant": "student-onnx-fp32", "precision": "fp32"}
     onnx_export.export(model.eval(), folder / "models/onnx/student.onnx", opset=18,
                        input_names=inputs, metadata=meta)
-    prepared = folder / "data/prepared"
+    prepared_dir = folder / "data/prepared"
     for seed, (name, n) in enumerate((("train", 40), ("val", 10), ("transfer", 10),
                                       ("eval", 30)), start=3):
         split = make_pairs(n, seed=seed) if pair else make_sentences(n, seed=seed)
-        data.write_split(prepared / f"{name}.jsonl", split)
-    data.write_labels(prepared / data.LABELS_FILE, names, pair)
+        prepared.write_split(prepared_dir / f"{name}.jsonl", split)
+    prepared.write_labels(prepared_dir / prepared.LABELS_FILE, names, pair)
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     params["teacher"].update(model=str(teacher_dir), max_length=16)
     (folder / "params.yaml").write_text(yaml.safe_dump(params))

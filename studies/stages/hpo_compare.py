@@ -15,12 +15,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from distillery import hpo, plots
 from distillery.config.base import load_section
 from distillery.config.hpo import HpoParams
-from distillery.io import Timer, atomic_path, run_main, stage_args, write_csv, write_json
+from distillery.core.io import Timer, atomic_path, run_main, stage_args, write_csv, write_json
+from distillery.measure import plots
 from distillery.studies import tabular
 from distillery.studies.params import HpoStudyParams
+from distillery.teachers import hpo
 
 logger = logging.getLogger("studies.hpo_compare")
 

@@ -19,15 +19,17 @@ import logging
 
 import numpy as np
 
-from distillery import evaluate, hpo, models
 from distillery.config.base import load_section
 from distillery.config.hpo import HpoParams
 from distillery.config.task import TaskParams
 from distillery.config.teacher import TeacherParams
-from distillery.data import load_prepared
-from distillery.io import Timer, fingerprint, run_main, stage_args, write_csv, write_json
+from distillery.core.io import Timer, fingerprint, run_main, stage_args, write_csv, write_json
+from distillery.data.prepared import load_prepared
+from distillery.measure import evaluate
+from distillery.modeling import loading
 from distillery.search import runner
 from distillery.studies.params import HpoStudyParams
+from distillery.teachers import hpo
 
 logger = logging.getLogger("studies.hpo_table")
 
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # live checks: configurations spread over the ranking, retrained with another seed
     splits, names = load_prepared(args.data)
-    tok = models.load_tokenizer(tp.model)
+    tok = loading.load_tokenizer(tp.model)
     trial_train = splits["train"].subset(range(hpo.trial_size(p, len(splits["train"]))))
     epochs = hpo.run_epochs(p, len(splits["train"]), len(names))
     order = np.argsort([-r["score"] for r in rows])

@@ -21,14 +21,17 @@ import logging
 
 from tqdm.auto import tqdm
 
-from distillery import models, nas, plots, teacher_logits
+from distillery import nas
 from distillery.config.base import load_section
 from distillery.config.distill import DistillParams
 from distillery.config.nas import NasParams
 from distillery.config.task import TaskParams
 from distillery.config.teacher import TeacherParams
-from distillery.data import Split, load_prepared
-from distillery.io import Timer, run_main, stage_args, write_csv, write_json
+from distillery.core.io import Timer, run_main, stage_args, write_csv, write_json
+from distillery.data.prepared import Split, load_prepared
+from distillery.distill import teacher_logits
+from distillery.measure import plots
+from distillery.modeling import loading
 from distillery.studies import calibration
 from distillery.studies.params import ProxyStudyParams
 
@@ -45,7 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     metric = load_section(args.main_params, "task", TaskParams).metric
     splits, names = load_prepared(args.data)
     train, transfer = splits["train"], splits["transfer"]
-    teacher, tok = models.load_classifier(args.teacher, names), models.load_tokenizer(args.teacher)
+    teacher = loading.load_classifier(args.teacher, names)
+    tok = loading.load_tokenizer(args.teacher)
     pairs = None if train.pairs is None else train.pairs + (transfer.pairs or [])
     corpus = Split(train.texts + transfer.texts, train.labels + transfer.labels, pairs)
     logits = teacher_logits.load_many(args.logits, splits, "train", "transfer")

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from distillery import data, demo, evaluate
-from distillery.models import load_tokenizer
+from distillery.data import prepared
+from distillery.measure import evaluate
+from distillery.modeling.loading import load_tokenizer
+from distillery.serve import demo
 
 from .conftest import free_port
 
@@ -49,10 +51,10 @@ def pipeline_labels(run: Path, text: str) -> list[str]:
     (ONNX Runtime)."""
     import onnxruntime as ort
 
-    from distillery.models import load_classifier
+    from distillery.modeling.loading import load_classifier
 
-    split = data.Split([text], [0])
-    names = data.read_labels(run / "data/prepared/labels.json")
+    split = prepared.Split([text], [0])
+    names = prepared.read_labels(run / "data/prepared/labels.json")
     teacher = load_classifier(str(run / "models/teacher"))
     tok = load_tokenizer(str(run / "models/teacher"))
     t = evaluate.predict_logits(teacher, split, tok, 16)

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distillery import data, evaluate
-from distillery.models import load_tokenizer
+from distillery.data import prepared
+from distillery.measure import evaluate
+from distillery.modeling.loading import load_tokenizer
 
 from ..stages.conftest import load_stage
 from .conftest import free_port, wait_for
@@ -90,8 +91,8 @@ def test_space_venv_has_no_torch(space_python):
 def test_space_serves_pipeline_predictions(space_dir, space_python, tiny_run_dir):
     from gradio_client import Client
 
-    split = data.read_split(tiny_run_dir / "data/prepared/eval.jsonl").subset(range(6))
-    names = data.read_labels(tiny_run_dir / "data/prepared/labels.json")
+    split = prepared.read_split(tiny_run_dir / "data/prepared/eval.jsonl").subset(range(6))
+    names = prepared.read_labels(tiny_run_dir / "data/prepared/labels.json")
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(space_dir / "model.onnx"))

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from distillery import models, onnx_export
-from distillery.io import UserError
+from distillery.core.io import UserError
+from distillery.export import onnx_export
+from distillery.modeling import loading
 from tests.stages.conftest import load_stage, tiny_params
 from tests.stages.test_stages import files, metrics
 from tests.unit.llm_toys import bpe_tokenizer, causal_lm
@@ -68,7 +69,7 @@ def test_causal_teacher_chain(causal_dir, tiny_teacher_dir):
     assert m["teacher_eval_accuracy"] == pytest.approx(m["teacher_lm_eval_acc"], abs=1e-9)
     config = json.loads(Path("models/teacher/config.json").read_text())
     assert config["architectures"] == ["LlamaForSequenceClassification"]
-    assert models.is_prompted(models.load_classifier("models/teacher").config)
+    assert loading.is_prompted(loading.load_classifier("models/teacher").config)
     assert (Path("plots/curves/hpo") / "plots/metrics/val/score.tsv").is_file()
 
     load_stage("label").main(["--data", "prep", "--teacher", "models/teacher", "--out", "logits",
@@ -91,8 +92,8 @@ def test_causal_teacher_chain(causal_dir, tiny_teacher_dir):
     assert m["teacher_eval_accuracy"] == metrics("m/hpo.json")["teacher_eval_accuracy"]
     student = json.loads(Path("models/student/config.json").read_text())
     assert student["model_type"] == "bert"  # the student_model's family, with its tokenizer
-    assert (models.load_tokenizer("models/student").get_vocab()
-            == models.load_tokenizer(str(tiny_teacher_dir)).get_vocab())
+    assert (loading.load_tokenizer("models/student").get_vocab()
+            == loading.load_tokenizer(str(tiny_teacher_dir)).get_vocab())
     load_stage("compress").main(["--data", "prep", "--student", "models/student", "--logits",
                                  "logits", "--out", "models/pruned",
                                  "--metrics", "m/compress.json", "--curves",

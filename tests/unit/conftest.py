@@ -12,7 +12,8 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
-from distillery import models, onnx_export
+from distillery.export import onnx_export
+from distillery.modeling import loading
 from tests.conftest import tiny_config
 
 
@@ -29,7 +30,7 @@ def _one_torch_thread():
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_teacher_dir: Path):
     """The WordPiece tokenizer of the tiny teacher, loaded the way the stages load it."""
-    return models.load_tokenizer(str(tiny_teacher_dir))
+    return loading.load_tokenizer(str(tiny_teacher_dir))
 
 
 @pytest.fixture(scope="session")

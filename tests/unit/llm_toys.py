@@ -1,5 +1,5 @@
-"""Tiny causal LMs for the ``distillery.llm`` tests: a byte-level BPE tokenizer trained on the
-tiny sentences, random Llama / Qwen2 / GPT-2 models built from configs, and a GGUF writer
+"""Tiny causal LMs for the ``distillery.teachers.causal`` tests: a byte-level BPE tokenizer trained
+on the tiny sentences, random Llama / Qwen2 / GPT-2 models built from configs, and a GGUF writer
 (llama.cpp's layout, 4-bit Q4_1 where the shapes allow) for the GGUF loading path.
 """
 

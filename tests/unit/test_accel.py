@@ -1,4 +1,4 @@
-"""Tests of ``distillery.accel``: TensorRT profiles and caches, provider lists, I/O binding
+"""Tests of ``distillery.measure.accel``: TensorRT profiles and caches, provider lists, I/O binding
 (the GPU parts skip cleanly without a CUDA device)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from distillery import accel, bench
+from distillery.measure import accel, bench
 
 
 def test_trt_options_declare_one_profile_for_every_input_and_the_caches(tmp_path):

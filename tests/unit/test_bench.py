@@ -1,4 +1,4 @@
-"""Tests of ``distillery.bench``: timing arithmetic, execution providers, ORT sessions.
+"""Tests of ``distillery.measure.bench``: timing arithmetic, execution providers, ORT sessions.
 
 No assertion depends on how fast this machine is: exact checks use a fake clock.
 """
@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from distillery import bench
+from distillery.measure import bench
 
 WANTED = ["cpu", "cuda", "tensorrt"]
 

@@ -1,5 +1,5 @@
-"""Tests of ``distillery.convert``: a BERT encoder rewritten as DistilBERT computes the same
-hidden states, and the saved folder is a DistilBERT teacher the pipeline loads."""
+"""Tests of ``distillery.modeling.convert``: a BERT encoder rewritten as DistilBERT computes the
+same hidden states, and the saved folder is a DistilBERT teacher the pipeline loads."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import torch
 from transformers import BertModel, DistilBertForSequenceClassification, GPT2Config, GPT2Model
 
-from distillery import convert, data, models
+from distillery.data import prepared
+from distillery.modeling import convert, loading
 from tests.conftest import tiny_config
 
 
@@ -39,10 +40,10 @@ def test_converted_folder_is_a_distilbert_teacher(tiny_teacher_dir, tmp_path):
     assert config["model_type"] == "distilbert"
     assert config["distillery_converted_from"] == str(tiny_teacher_dir)
     assert (out / "model.safetensors").is_file()
-    assert models.check_teacher(str(out)) == "distilbert"
-    model = models.load_classifier(str(out), ["a", "b", "c"])
+    assert loading.check_teacher(str(out)) == "distilbert"
+    model = loading.load_classifier(str(out), ["a", "b", "c"])
     assert isinstance(model, DistilBertForSequenceClassification)
-    tok = models.load_tokenizer(str(out))
-    assert data.model_inputs(tok, pair=True) == ["input_ids", "attention_mask"]
-    enc = data.encode(tok, ["a good film"], ["it is"], max_length=16)
+    tok = loading.load_tokenizer(str(out))
+    assert prepared.model_inputs(tok, pair=True) == ["input_ids", "attention_mask"]
+    enc = prepared.encode(tok, ["a good film"], ["it is"], max_length=16)
     assert model(**enc).logits.shape == (1, 3)

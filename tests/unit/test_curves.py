@@ -1,11 +1,12 @@
-"""Tests of ``distillery.curves``: DVCLive training curves written by the training loop."""
+"""Tests of ``distillery.measure.curves``: DVCLive training curves written by the training loop."""
 
 from __future__ import annotations
 
 import csv
 
-from distillery import curves, training
-from distillery.training import TrainConfig
+from distillery.measure import curves
+from distillery.modeling import training
+from distillery.modeling.training import TrainConfig
 from tests.conftest import make_sentences
 
 

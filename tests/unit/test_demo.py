@@ -1,4 +1,4 @@
-"""``python -m distillery.demo``: which models it shows, the examples it offers, and what it
+"""``python -m distillery.serve.demo``: which models it shows, the examples it offers, and what it
 says when a model is missing."""
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ import shutil
 import numpy as np
 import pytest
 
-from distillery import data, demo, evaluate, space_app
-from distillery.data import Split
-from distillery.io import UserError
+from distillery.core.io import UserError
+from distillery.data import prepared
+from distillery.data.prepared import Split
+from distillery.measure import evaluate
+from distillery.serve import demo, space_app
 
 
 def paths(run) -> demo.Paths:
@@ -25,7 +27,7 @@ def test_torch_classifier_equals_pipeline(tiny_pair_run_dir):
                                         sentence_pair=True)
     (teacher,) = models
     assert problems == [] and teacher.labels == ["contra", "entail", "neutral"]
-    split = data.read_split(tiny_pair_run_dir / "data/prepared/eval.jsonl")
+    split = prepared.read_split(tiny_pair_run_dir / "data/prepared/eval.jsonl")
     logits = evaluate.predict_logits(teacher.model, split, teacher.tokenizer, 16)
     for i in range(len(split)):
         p = teacher.predict(split.texts[i], split.pairs[i])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from distillery import deps
+from distillery.core import deps
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("dvc_yaml", ["dvc.yaml", "studies/dvc.yaml"])
 def test_code_deps_of_every_stage_are_exact(dvc_yaml):
     problems = deps.check(ROOT / dvc_yaml, ROOT / "src")
-    assert not problems, "run `python -m distillery.deps --write dvc.yaml studies/dvc.yaml`:\n" \
-        + "\n".join(problems)
+    assert not problems, ("run `python -m distillery.core.deps --write dvc.yaml "
+                          "studies/dvc.yaml`:\n" + "\n".join(problems))
 
 
 def test_a_stage_depends_only_on_the_params_sections_it_reads():

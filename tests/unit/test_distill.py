@@ -1,4 +1,4 @@
-"""Tests of ``distillery.distill``: the KD loss against a hand computation."""
+"""Tests of ``distillery.distill.losses``: the KD loss against a hand computation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from distillery import distill
+from distillery.distill import losses
 
 STUDENT = [[1.0, 2.0, 0.5], [0.0, -1.0, 1.5], [0.3, 0.3, -2.0]]
 TEACHER = [[2.0, 0.0, 1.0], [0.5, 0.5, -0.5], [-1.0, 3.0, 0.0]]
@@ -38,7 +38,7 @@ def _expected(labels, alpha, t):
 
 
 def _loss(labels, alpha, t):
-    return distill.kd_loss(torch.tensor(STUDENT), torch.tensor(TEACHER), torch.tensor(labels),
+    return losses.kd_loss(torch.tensor(STUDENT), torch.tensor(TEACHER), torch.tensor(labels),
                            alpha, t).item()
 
 
@@ -76,27 +76,27 @@ def test_alpha_is_the_hard_label_share_whatever_the_labelled_fraction():
 
 def test_alpha_one_without_labels_gives_a_zero_loss_that_backpropagates():
     student = torch.tensor(STUDENT, requires_grad=True)
-    loss = distill.kd_loss(student, torch.tensor(TEACHER), torch.tensor([-1, -1, -1]), 1.0, 2.0)
+    loss = losses.kd_loss(student, torch.tensor(TEACHER), torch.tensor([-1, -1, -1]), 1.0, 2.0)
     loss.backward()
     assert loss.item() == 0.0 and student.grad is not None
 
 
 def test_matching_the_teacher_costs_nothing_without_labels():
     logits = torch.tensor(TEACHER)
-    loss = distill.kd_loss(logits, logits, torch.tensor([-1, -1, -1]), 0.5, 2.0)
+    loss = losses.kd_loss(logits, logits, torch.tensor([-1, -1, -1]), 0.5, 2.0)
     assert loss.item() == pytest.approx(0.0, abs=1e-7)
 
 
 def test_kd_loss_backpropagates_to_the_student():
     student = torch.tensor(STUDENT, requires_grad=True)
-    distill.kd_loss(student, torch.tensor(TEACHER), torch.tensor([1, -1, 0]), 0.5, 2.0).backward()
+    losses.kd_loss(student, torch.tensor(TEACHER), torch.tensor([1, -1, 0]), 0.5, 2.0).backward()
     assert student.grad is not None and student.grad.abs().sum() > 0
 
 
 def test_kd_loss_fn_looks_up_teacher_logits_by_index():
     table = np.array([[9.0, -9.0, 0.0], TEACHER[0], [0.0, 0.0, 9.0], TEACHER[1], TEACHER[2]],
                      dtype=np.float32)
-    fn = distill.kd_loss_fn(table, alpha=0.5, temperature=2.0)
+    fn = losses.kd_loss_fn(table, alpha=0.5, temperature=2.0)
     labels = torch.tensor([1, -1, 0])
     out = SimpleNamespace(logits=torch.tensor(STUDENT))
     got = fn(out, labels, [1, 3, 4], {}).item()
@@ -119,7 +119,7 @@ def test_hidden_mse_equals_hand_computation_with_padding_left_out():
         sq = [((proj(s_h[i][b, k]) - t_h[j][b, k]) ** 2).mean().item()
               for b in range(2) for k in range(3) if mask[b, k]]
         expected += sum(sq) / len(sq)
-    got = distill.hidden_mse(s_h, t_h, pairs, proj, mask).item()
+    got = losses.hidden_mse(s_h, t_h, pairs, proj, mask).item()
     assert got == pytest.approx(expected / len(pairs), rel=1e-5)
 
 
@@ -136,9 +136,9 @@ def test_attention_kl_equals_hand_computation():
                    for k in range(3))
                for h in range(2) for q in range(3) if mask[0, q]]
         expected += sum(kls) / len(kls)
-    got = distill.attention_kl(s_a, t_a, pairs, mask).item()
+    got = losses.attention_kl(s_a, t_a, pairs, mask).item()
     assert got == pytest.approx(expected / len(pairs), rel=1e-5)
-    assert distill.attention_kl(t_a[1:2], t_a[1:2], [(0, 0)], mask).item() == pytest.approx(
+    assert losses.attention_kl(t_a[1:2], t_a[1:2], [(0, 0)], mask).item() == pytest.approx(
         0.0, abs=1e-6)
 
 
@@ -157,17 +157,17 @@ def test_layerwise_loss_adds_the_weighted_terms_to_the_logit_loss():
            "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])}
     labels = torch.tensor([1, -1])
     table = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
-    fn = distill.DistillLoss(table, 0.3, 2.0, teacher, student, hidden_weight=2.0,
+    fn = losses.DistillLoss(table, 0.3, 2.0, teacher, student, hidden_weight=2.0,
                              attention_weight=0.5)
     assert fn.model_kwargs == {"output_hidden_states": True, "output_attentions": True}
     assert isinstance(fn.project, torch.nn.Linear)  # widths 8 -> 16 differ
     assert fn.hidden_pairs == [(0, 0), (1, 2), (2, 4)] and fn.attention_pairs == [(0, 1), (1, 3)]
     out = student(**enc, **fn.model_kwargs)
     t_out = teacher(**enc, **fn.model_kwargs)
-    expected = (distill.kd_loss(out.logits, torch.from_numpy(table[[3, 0]]), labels, 0.3, 2.0)
-                + 2.0 * distill.hidden_mse(out.hidden_states, t_out.hidden_states,
+    expected = (losses.kd_loss(out.logits, torch.from_numpy(table[[3, 0]]), labels, 0.3, 2.0)
+                + 2.0 * losses.hidden_mse(out.hidden_states, t_out.hidden_states,
                                            fn.hidden_pairs, fn.project, enc["attention_mask"])
-                + 0.5 * distill.attention_kl(out.attentions, t_out.attentions,
+                + 0.5 * losses.attention_kl(out.attentions, t_out.attentions,
                                              fn.attention_pairs, enc["attention_mask"]))
     got = fn(out, labels, [3, 0], enc)
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
@@ -178,6 +178,6 @@ def test_layerwise_loss_adds_the_weighted_terms_to_the_logit_loss():
 
 def test_attention_kd_is_skipped_when_head_counts_differ():
     teacher, student = _bert(2, 16, 4), _bert(1, 16, 2)
-    fn = distill.DistillLoss(np.zeros((1, 3), np.float32), 0.5, 2.0, teacher, student,
+    fn = losses.DistillLoss(np.zeros((1, 3), np.float32), 0.5, 2.0, teacher, student,
                              hidden_weight=0.0, attention_weight=1.0)
     assert fn.attention_pairs == [] and "output_attentions" not in fn.model_kwargs

@@ -1,4 +1,4 @@
-"""Tests of ``distillery.evaluate``: accuracy, and logits returned in the split's order."""
+"""Tests of ``distillery.measure.evaluate``: accuracy, and logits returned in the split's order."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from distillery import evaluate
+from distillery.measure import evaluate
 from tests.conftest import POSITIVE, make_sentences
 
 

@@ -1,5 +1,5 @@
-"""Tests of ``distillery.families``: for every supported encoder family, a student built from
-a tiny random teacher is initialised exactly, trains, prunes, takes LoRA adapters and exports
+"""Tests of ``distillery.modeling.families``: for every supported encoder family, a student built
+from a tiny random teacher is initialised exactly, trains, prunes, takes LoRA adapters and exports
 to ONNX with the logits of torch; plus student configs, the layer map and weight transfer."""
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from transformers import (
     XLMRobertaConfig,
 )
 
-from distillery import bench, families, lora, onnx_export
-from distillery.families import GENES
-from distillery.pruning import unstructured as prune
+from distillery.compress.pruning import unstructured as prune
+from distillery.export import onnx_export
+from distillery.measure import bench
+from distillery.modeling import families, lora
+from distillery.modeling.families import GENES
 from tests.conftest import VOCAB, tiny_config
 
 TINY = dict(vocab_size=len(VOCAB), max_position_embeddings=64, num_labels=3)

@@ -1,4 +1,4 @@
-"""Tests of ``distillery.hpo``: the search space of each method, recipes, training length
+"""Tests of ``distillery.teachers.hpo``: the search space of each method, recipes, training length
 that scales with the classes, validation during training (early stopping, best checkpoint),
 head learning rates, both fine-tuning methods, trial history and bound diagnostics, the data
 fingerprint that names a study. (Samplers, pruning and the runner: ``test_search.py``.)"""
@@ -12,10 +12,10 @@ import optuna
 import pytest
 import torch
 
-from distillery import hpo
 from distillery.config.hpo import HpoParams
 from distillery.config.teacher import TeacherParams
-from distillery.io import fingerprint
+from distillery.core.io import fingerprint
+from distillery.teachers import hpo
 
 P = HpoParams()
 SPACE = hpo.search_space(P)
@@ -104,7 +104,7 @@ def test_validator_without_patience_runs_to_the_end():
 
 
 def test_training_stops_when_the_hook_says_so(tiny_model, tiny_tokenizer):
-    from distillery import training
+    from distillery.modeling import training
     from tests.conftest import make_sentences
 
     cfg = training.TrainConfig(lr=1e-3, batch_size=8, max_length=16, steps=20)
@@ -120,11 +120,11 @@ def _tiny_params(teacher_dir):
 
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_fine_tune_trains_the_head_at_its_own_rate(method, tiny_teacher_dir, tiny_tokenizer):
-    from distillery import models
+    from distillery.modeling import loading
     from tests.conftest import make_sentences
 
     tp, p = _tiny_params(tiny_teacher_dir)
-    base = models.load_classifier(tp.model, ["negative", "positive"])
+    base = loading.load_classifier(tp.model, ["negative", "positive"])
     r = hpo.Recipe(method=method, lr=1e-3, head_lr=1e-2, weight_decay=0.0, rank=2, alpha=4)
     groups = []
 

@@ -1,4 +1,4 @@
-"""Tests of ``distillery.io``: atomic writes, JSON / CSV helpers, seeding and the timer."""
+"""Tests of ``distillery.core.io``: atomic writes, JSON / CSV helpers, seeding and the timer."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from distillery import io
-from distillery.io import UserError
+from distillery.core import io
+from distillery.core.io import UserError
 
 
 class Boom(Exception):
@@ -131,7 +131,7 @@ def test_atomic_path_removes_debris_of_a_killed_writer(tmp_path):
     import subprocess
     import sys
 
-    code = ("import os, sys, time; from distillery import io\n"
+    code = ("import os, sys, time; from distillery.core import io\n"
             f"with io.atomic_path({str(tmp_path / 'out')!r}) as t:\n"
             "    t.write_text('half'); print('ready', flush=True); time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

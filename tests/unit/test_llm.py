@@ -1,4 +1,4 @@
-"""Tests of ``distillery.llm``: causal-LM teachers as classifiers.
+"""Tests of ``distillery.teachers.causal``: causal-LM teachers as classifiers.
 
 Tiny random Llama, Qwen2 and GPT-2 models built from configs, with a byte-level BPE tokenizer
 trained here on the tiny sentences (GPT-2 style: no pad token; the Llama / Qwen2 one adds a
@@ -19,10 +19,12 @@ from tokenizers import Tokenizer, normalizers, pre_tokenizers
 from tokenizers import models as tok_models
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2ForCausalLM
 
-from distillery import device
-from distillery.data import Split
-from distillery.io import UserError
-from distillery.llm import (
+from distillery.core import device
+from distillery.core.io import UserError
+from distillery.data.prepared import Split
+from distillery.modeling.lora import LoraHyper
+from distillery.modeling.training import TrainConfig
+from distillery.teachers.causal import (
     Prompt,
     archs,
     class_log_scores,
@@ -30,9 +32,7 @@ from distillery.llm import (
     loading,
     scoring,
 )
-from distillery.llm.prompt import encode_requests
-from distillery.lora import LoraHyper
-from distillery.training import TrainConfig
+from distillery.teachers.causal.prompt import encode_requests
 from tests.conftest import make_pairs, make_sentences
 from tests.unit.llm_toys import bpe_tokenizer, causal_lm, write_llama_gguf
 

@@ -1,5 +1,5 @@
-"""The classifier form of a causal-LM classifier (:mod:`distillery.llm.classifier`): tiny
-random Llama / Qwen2 / GPT-2 models give the class distribution of lm-eval's
+"""The classifier form of a causal-LM classifier (:mod:`distillery.teachers.causal.classifier`):
+tiny random Llama / Qwen2 / GPT-2 models give the class distribution of lm-eval's
 log-likelihoods through the pipeline's own tokenisation path, save and reload as plain
 sequence classifiers, and export to ONNX."""
 
@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from distillery import data, evaluate, models, onnx_export
-from distillery.io import UserError
-from distillery.llm import Prompt, class_log_scores
-from distillery.llm.classifier import (
+from distillery.core.io import UserError
+from distillery.data import prepared
+from distillery.export import onnx_export
+from distillery.measure import evaluate
+from distillery.modeling import loading
+from distillery.teachers.causal import Prompt, class_log_scores
+from distillery.teachers.causal.classifier import (
     is_prompted,
     prompted_tokenizer,
     save,
@@ -66,7 +69,7 @@ def test_pair_prompt_classifier_form(toks):
 def test_truncation_keeps_the_prompt(toks):
     tok = toks[False]
     ptok = prompted_tokenizer(tok, Prompt.build(LABELS), prefix_space=True)
-    enc = data.encode(ptok, [" ".join(["good"] * 300)], None, 32, return_tensors=None)
+    enc = prepared.encode(ptok, [" ".join(["good"] * 300)], None, 32, return_tensors=None)
     ids = enc["input_ids"][0]
     assert len(ids) == 32
     assert ptok.decode(ids).startswith("Review:")
@@ -80,7 +83,7 @@ def test_saved_form_reloads_through_the_one_loading_path(toks, tmp_path):
     clf, ptok, _ = to_sequence_classifier(lm, tok, Prompt.build(LABELS), split.texts)
     save(clf, ptok, tmp_path / "form")
     tmp_path = tmp_path / "form"
-    back, back_tok = models.load_classifier(str(tmp_path)), models.load_tokenizer(str(tmp_path))
+    back, back_tok = loading.load_classifier(str(tmp_path)), loading.load_tokenizer(str(tmp_path))
     assert is_prompted(back.config)
     assert back.config.id2label == {0: "negative", 1: "positive"}
     np.testing.assert_allclose(evaluate.predict_logits(back, split, back_tok, 64),
@@ -101,8 +104,8 @@ def test_classifier_form_exports_to_onnx(toks, tmp_path):
     split = make_sentences(8, seed=2)
     clf, ptok, _ = to_sequence_classifier(lm, tok, Prompt.build(LABELS), split.texts)
     path = tmp_path / "teacher.onnx"
-    onnx_export.export(clf, path, 18, data.model_inputs(ptok, False))
-    from distillery import bench
+    onnx_export.export(clf, path, 18, prepared.model_inputs(ptok, False))
+    from distillery.measure import bench
 
     got = evaluate.onnx_logits(bench.ort_session(str(path), "cpu"), split, ptok, 64)
     ref = evaluate.predict_logits(clf, split, ptok, 64)
@@ -110,8 +113,8 @@ def test_classifier_form_exports_to_onnx(toks, tmp_path):
 
 
 def test_unmerged_adapters_are_refused(toks):
-    from distillery.llm.finetune import apply_lora
-    from distillery.lora import LoraHyper
+    from distillery.modeling.lora import LoraHyper
+    from distillery.teachers.causal.finetune import apply_lora
 
     tok = toks[False]
     peft_model = apply_lora(causal_lm("gpt2", len(tok)), LoraHyper(1e-3, 2, 4, 0.0, 0.0))

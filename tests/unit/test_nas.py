@@ -12,8 +12,9 @@ from collections import Counter
 
 import pytest
 
-from distillery import families, models, nas
-from distillery.models import GENES
+from distillery import nas
+from distillery.modeling import families, loading
+from distillery.modeling.loading import GENES
 from tests.conftest import make_sentences
 
 DEFAULT_SPACE = {  # the shape of params.yaml's nas.search_space (256 is divided by 4 only)
@@ -258,7 +259,7 @@ def test_candidate_row_is_flat_and_ordered():
 
 @pytest.fixture(scope="module")
 def tiny_teacher(tiny_teacher_dir):
-    return models.load_classifier(str(tiny_teacher_dir))
+    return loading.load_classifier(str(tiny_teacher_dir))
 
 
 @pytest.mark.parametrize(
@@ -282,7 +283,7 @@ def test_proxy_task_on_the_tiny_teacher(tiny_teacher, tiny_tokenizer, genome):
     assert 0.0 <= info["score"] <= 1.0
     assert info["score"] * 16 == round(info["score"] * 16)  # a fraction of 16 examples
     student = families.build_student(genome, tiny_teacher, init=False)
-    assert info["n_params"] == models.count_params(student)
+    assert info["n_params"] == loading.count_params(student)
     assert info["encoder_params"] == families.encoder_params(student)
     assert info["latency_ms"] > 0
     assert fitness == pytest.approx(info["score"] - 0.5 * info["encoder_params"] / 1e6)

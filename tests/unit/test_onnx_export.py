@@ -1,4 +1,4 @@
-"""Tests of ``distillery.onnx_export``: a self-contained file with dynamic batch and sequence
+"""Tests of ``distillery.export.onnx_export``: a self-contained file with dynamic batch and sequence
 axes whose ONNX Runtime logits match torch, and the validation helpers."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import onnx
 import pytest
 import torch
 
-from distillery import bench, onnx_export
-from distillery.onnx_export import Validation
+from distillery.export import onnx_export
+from distillery.export.onnx_export import Validation
+from distillery.measure import bench
 
 
 def _random_inputs(batch: int, seq: int, seed: int = 0) -> dict[str, np.ndarray]:

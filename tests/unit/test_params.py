@@ -25,7 +25,7 @@ from distillery.config.report import ReportParams
 from distillery.config.space import SpaceParams
 from distillery.config.task import TaskParams
 from distillery.config.teacher import TeacherParams
-from distillery.io import UserError
+from distillery.core.io import UserError
 
 REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 

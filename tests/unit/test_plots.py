@@ -1,11 +1,11 @@
-"""Smoke tests of ``distillery.plots``: each figure is written as a PNG file."""
+"""Smoke tests of ``distillery.measure.plots``: each figure is written as a PNG file."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from distillery import plots
+from distillery.measure import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from distillery import profile
-from distillery.io import UserError
+from distillery.config import profile
+from distillery.core.io import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""Tests of ``distillery.pruning``: the registry, global magnitude pruning of the encoder's
+"""Tests of ``distillery.compress.pruning``: the registry, global magnitude pruning of the encoder's
 Linear weights (``unstructured``) and head / FFN-neuron removal (``structured``) on every
 family that supports it."""
 
@@ -11,10 +11,14 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, BertTokenizerFast
 
-from distillery import bench, distill, families, models, onnx_export, pruning
-from distillery.data import Split
-from distillery.pruning import structured
-from distillery.pruning import unstructured as prune
+from distillery.compress import pruning
+from distillery.compress.pruning import structured
+from distillery.compress.pruning import unstructured as prune
+from distillery.data.prepared import Split
+from distillery.distill import losses
+from distillery.export import onnx_export
+from distillery.measure import bench
+from distillery.modeling import families, loading
 from tests.conftest import VOCAB, make_sentences
 from tests.unit.test_families import CONFIGS, _inputs
 
@@ -203,20 +207,20 @@ def test_recovery_distils_hidden_states_from_the_unpruned_model():
     table = np.random.default_rng(0).normal(size=(3, 3)).astype(np.float32)
     labels = torch.tensor([1, -1])
     untouched = copy.deepcopy(reference)
-    fn = distill.DistillLoss(table, 0.1, 2.0, reference, untouched, hidden_weight=1.0)
+    fn = losses.DistillLoss(table, 0.1, 2.0, reference, untouched, hidden_weight=1.0)
     assert isinstance(fn.project, torch.nn.Identity)
     assert fn.hidden_pairs == [(0, 0), (1, 1), (2, 2)] and fn.attention_pairs == []
     out = untouched(**feeds, **fn.model_kwargs)
-    logit_loss = distill.kd_loss(out.logits, torch.from_numpy(table[[2, 0]]), labels, 0.1, 2.0)
+    logit_loss = losses.kd_loss(out.logits, torch.from_numpy(table[[2, 0]]), labels, 0.1, 2.0)
     # the same weights: the hidden term is zero
     assert fn(out, labels, [2, 0], feeds).item() == pytest.approx(logit_loss.item(), abs=1e-6)
 
     pruned = copy.deepcopy(reference)
     structured.prune(pruned, 0.5, 0.3, _scores())
-    fn = distill.DistillLoss(table, 0.1, 2.0, reference, pruned, hidden_weight=1.0)
+    fn = losses.DistillLoss(table, 0.1, 2.0, reference, pruned, hidden_weight=1.0)
     out = pruned(**feeds, **fn.model_kwargs)
     got = fn(out, labels, [2, 0], feeds)
-    assert got.item() > distill.kd_loss(out.logits, torch.from_numpy(table[[2, 0]]), labels,
+    assert got.item() > losses.kd_loss(out.logits, torch.from_numpy(table[[2, 0]]), labels,
                                          0.1, 2.0).item() + 1e-4
     got.backward()
     assert all(p.grad is not None for p in pruned.bert.encoder.parameters())
@@ -274,10 +278,10 @@ def test_save_and_load_classifier_round_trip(model_type, tmp_path):
     model = _model(model_type)
     structured.prune(model, 0.5, 0.3, _scores())
     model.save_pretrained(tmp_path, safe_serialization=True)
-    loaded = models.load_classifier(str(tmp_path))
+    loaded = loading.load_classifier(str(tmp_path))
     assert type(loaded) is type(model) and not loaded.training
     assert loaded.config.distillery_pruned == {"heads": [2, 2], "intermediate": [11, 11]}
-    assert models.count_params(loaded) == models.count_params(model)
+    assert loading.count_params(loaded) == loading.count_params(model)
     feeds = _inputs(batch=4, seq=7, seed=2)
     assert torch.equal(_logits(loaded, feeds), _logits(model, feeds))
 
@@ -287,7 +291,7 @@ def test_load_refuses_other_labels_and_a_spec_that_does_not_fit(tmp_path):
     structured.prune(model, 0.5, 0.5, _scores())
     model.save_pretrained(tmp_path, safe_serialization=True)
     with pytest.raises(ValueError, match="cannot take other labels"):
-        models.load_classifier(str(tmp_path), ["x", "y"])
+        loading.load_classifier(str(tmp_path), ["x", "y"])
     with pytest.raises(ValueError, match="does not fit"):
         structured.reshape(_model("bert"), {"heads": [2], "intermediate": [11, 11]})
     with pytest.raises(ValueError, match="does not fit"):

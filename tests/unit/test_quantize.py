@@ -1,5 +1,5 @@
-"""Tests of ``distillery.quantize``: every recipe turns a tiny eager-attention export (BERT and
-DistilBERT) into a loadable ONNX file whose logits stay close to fp32 and whose metadata
+"""Tests of ``distillery.export.quantize``: every recipe turns a tiny eager-attention export (BERT
+and DistilBERT) into a loadable ONNX file whose logits stay close to fp32 and whose metadata
 survives; the fusions are found; bad names and options fail clearly."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from transformers import (
     DistilBertForSequenceClassification,
 )
 
-from distillery import bench, onnx_export, quantize
+from distillery.export import onnx_export, quantize
+from distillery.measure import bench
 from tests.conftest import VOCAB, tiny_config
 
 METADATA = {"labels": '["neg", "pos"]', "producer": "distillery"}
@@ -190,7 +191,7 @@ def _norm_graph(read_mean: bool) -> onnx.ModelProto:
 
 
 def test_primitive_layer_norm_against_numpy_and_statistics_readers_left_alone():
-    from distillery.quantize.graph import decompose_layer_norms
+    from distillery.export.quantize.graph import decompose_layer_norms
 
     model = _norm_graph(read_mean=False)
     assert decompose_layer_norms(model) == 1
@@ -329,7 +330,7 @@ def _pooled_graph(mix: bool, hidden_out: bool = False) -> onnx.ModelProto:
 def test_pooled_row_moves_up_to_the_first_op_that_mixes_positions(mix, hidden_out, narrowed):
     """MatMul by a weight, bias add and Relu are position-wise; a mean over positions is not;
     a hidden state that is also a graph output stays whole."""
-    from distillery.quantize.graph import gather_pooled_token_early
+    from distillery.export.quantize.graph import gather_pooled_token_early
     model = _pooled_graph(mix, hidden_out)
     ids = np.random.default_rng(1).integers(0, 100, (3, 6)).astype(np.int64)
     want = bench.ort_session(model.SerializeToString(), "cpu").run(None, {"ids": ids})
@@ -349,7 +350,7 @@ def test_pooled_row_moves_up_to_the_first_op_that_mixes_positions(mix, hidden_ou
 def test_a_rewrite_that_changes_the_outputs_is_undone(monkeypatch):
     """The float check runs both graphs: if a position-mixing op were taken as
     position-wise, the rewrite is undone and nothing is reported narrowed."""
-    from distillery.quantize import graph as qgraph
+    from distillery.export.quantize import graph as qgraph
     model = _pooled_graph(mix=True)
     before = model.SerializeToString()
     monkeypatch.setattr(qgraph, "_row_wise", lambda node, constant: True)

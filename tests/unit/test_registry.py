@@ -7,13 +7,18 @@ import typing
 
 import pytest
 
-from distillery import hpo, nas, pruning, quantize, search
+from distillery import nas, search
+from distillery.compress import pruning
 from distillery.config.compress import CompressParams
 from distillery.config.hpo import HpoParams
 from distillery.config.nas import NasParams
-from distillery.io import UserError
-from distillery.registry import Registry
+from distillery.core.io import UserError
+from distillery.core.registry import Registry
+from distillery.export import quantize
+from distillery.modeling import families
 from distillery.search.pruners import PRUNERS
+from distillery.teachers import hpo
+from distillery.teachers.causal import archs
 
 
 def _accepted(cls, field: str) -> set[str]:
@@ -39,7 +44,8 @@ def test_int8_recipes_are_registered_recipes():
 
 
 @pytest.mark.parametrize("registry", [search.SAMPLERS, PRUNERS, nas.STRATEGIES,
-                                      pruning.METHODS, quantize.RECIPES])
+                                      pruning.METHODS, quantize.RECIPES, families.REGISTRY,
+                                      archs.CAUSAL])
 def test_every_registry_is_the_one_registry_with_one_error(registry):
     assert isinstance(registry, Registry)
     with pytest.raises(UserError, match=rf"unknown {registry.kind} 'nope'; available: "

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from distillery import report
 from distillery.config.report import ReportParams
+from distillery.measure import report
 
 P = ReportParams(max_size_mb=10.0, min_teacher_score=0.83, min_student_ratio=0.95,
                  min_speedup_same_runtime=4.0, min_speedup=8.0, min_size_ratio=8.0,

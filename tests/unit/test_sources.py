@@ -1,4 +1,4 @@
-"""Tests of ``distillery.sources``: materialising a source, reading every file format with
+"""Tests of ``distillery.data.sources``: materialising a source, reading every file format with
 ``datasets``, and turning raw labels into class ids. Every file is written by the test."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from distillery import sources
 from distillery.config.data import DataParams
-from distillery.io import UserError
+from distillery.core.io import UserError
+from distillery.data import sources
 
 ROWS = [("it 's \"great\" fun", 1), ("\" dull", 0), ("null", 1), ("2010", 0), ("NA", 1)]
 """Texts that a careless reader turns into quotes, NaN or numbers. The GLUE-style tsv holds

@@ -8,8 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from distillery import data, evaluate, space_app
-from distillery.models import load_tokenizer
+from distillery.data import prepared
+from distillery.measure import evaluate
+from distillery.modeling.loading import load_tokenizer
+from distillery.serve import space_app
 
 
 @pytest.fixture(params=["single", "pair"])
@@ -23,15 +25,15 @@ def app_model(run) -> space_app.OnnxClassifier:
 
 
 def test_onnx_classifier_equals_pipeline(run_dir):
-    """Same token ids as data.encode, same probabilities as evaluate.onnx_logits (batch 1)."""
+    """Same token ids as prepared.encode, same probabilities as evaluate.onnx_logits (batch 1)."""
     model = app_model(run_dir)
-    split = data.read_split(run_dir / "data/prepared/eval.jsonl")
+    split = prepared.read_split(run_dir / "data/prepared/eval.jsonl")
     tok = load_tokenizer(str(run_dir / "models/student"))
     logits = evaluate.onnx_logits(model.session, split, tok, model.max_length, batch_size=1)
     for i, text in enumerate(split.texts):
         pair = None if split.pairs is None else split.pairs[i]
         feeds, _ = model.encode(text, pair)
-        ref = data.encode(tok, [text], None if pair is None else [pair], model.max_length,
+        ref = prepared.encode(tok, [text], None if pair is None else [pair], model.max_length,
                           return_tensors="np")
         assert set(feeds) == set(model.inputs)
         for k, v in feeds.items():

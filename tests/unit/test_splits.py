@@ -1,4 +1,4 @@
-"""Tests of ``distillery.splits``: stratified allocation and the disjoint prepared splits."""
+"""Tests of ``distillery.data.splits``: stratified allocation and the disjoint prepared splits."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from distillery.data import Split
-from distillery.splits import allocate, make_splits, related, stratified_indices
+from distillery.data.prepared import Split
+from distillery.data.splits import allocate, make_splits, related, stratified_indices
 from tests.conftest import make_pairs, make_sentences
 
 

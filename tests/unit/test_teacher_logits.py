@@ -1,4 +1,4 @@
-"""Tests of ``distillery.teacher_logits``: the teacher's logits computed once (stage
+"""Tests of ``distillery.distill.teacher_logits``: the teacher's logits computed once (stage
 ``label``) read back unchanged, and refused when they are not of the split a stage has."""
 
 from __future__ import annotations
@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from transformers import BertTokenizerFast
 
-from distillery import evaluate, teacher_logits
-from distillery.data import Split
-from distillery.io import UserError
+from distillery.core.io import UserError
+from distillery.data.prepared import Split
+from distillery.distill import teacher_logits
+from distillery.measure import evaluate
 from tests.conftest import make_pairs, make_sentences
 
 NAMES = ["negative", "positive"]

@@ -1,4 +1,4 @@
-"""Tests of ``distillery.training``: the shared AdamW loop and its step budget."""
+"""Tests of ``distillery.modeling.training``: the shared AdamW loop and its step budget."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import BertForSequenceClassification
 
-from distillery import training
-from distillery.data import Split
-from distillery.training import TrainConfig
+from distillery.data.prepared import Split
+from distillery.modeling import training
+from distillery.modeling.training import TrainConfig
 from tests.conftest import make_sentences, tiny_config
 
 
@@ -141,16 +141,16 @@ def test_training_and_inference_follow_the_model_to_cuda(tiny_model, tiny_tokeni
     the forward in bf16 / fp16, KD targets move with the logits."""
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device (torch.cuda.is_available() is False)")
-    from distillery import distill, evaluate
-    from distillery.device import resolve_device
+    from distillery.core.device import resolve_device
+    from distillery.distill import losses
+    from distillery.measure import evaluate
 
     split = make_sentences(24, seed=4)
     cpu = evaluate.predict_logits(tiny_model, split, tiny_tokenizer, 16)
     model = tiny_model.to(resolve_device("cuda"))
     np.testing.assert_allclose(evaluate.predict_logits(model, split, tiny_tokenizer, 16), cpu,
                                atol=0.05)
-    loss = distill.kd_loss_fn(cpu, 0.5, 2.0)
-    losses = training.train(model, split, tiny_tokenizer,
-                            training.TrainConfig(lr=1e-3, batch_size=8, max_length=16, steps=3),
-                            loss, desc=None)
-    assert len(losses) == 3 and all(np.isfinite(losses))
+    loss = losses.kd_loss_fn(cpu, 0.5, 2.0)
+    cfg = training.TrainConfig(lr=1e-3, batch_size=8, max_length=16, steps=3)
+    step_losses = training.train(model, split, tiny_tokenizer, cfg, loss, desc=None)
+    assert len(step_losses) == 3 and all(np.isfinite(step_losses))

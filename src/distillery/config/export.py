@@ -31,7 +31,7 @@ class ExportParams:
     batch_size: int = 64
     """Examples per batch when validating files against torch."""
     int8_recipe: str = "fused_dynamic"
-    """Int8 recipe of :mod:`distillery.quantize`: ``dynamic``, ``dynamic_per_channel``,
+    """Int8 recipe of :mod:`distillery.export.quantize`: ``dynamic``, ``dynamic_per_channel``,
     ``fused_dynamic`` (ORT transformer fusions, then dynamic int8) or ``static``
     (calibrated QDQ)."""
     static_calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
@@ -45,15 +45,15 @@ class ExportParams:
     embedding; same size and speed)."""
     vocab_extra: int = 4000
     """Rows kept beside the training text's tokens: the vocabulary's commonest tokens it
-    lacks (lowest ids, :func:`distillery.vocab.frequent_ids`); 0 = the training text's only.
-    Each row costs ``hidden_size`` bytes in int8 (4,000 x 384 = 1.5 MB)."""
+    lacks (lowest ids, :func:`distillery.compress.vocab.frequent_ids`); 0 = the training text's
+    only. Each row costs ``hidden_size`` bytes in int8 (4,000 x 384 = 1.5 MB)."""
 
     def check(self) -> list[str]:
         out = positive(self, "fp32_max_abs_diff", "int8_max_rel_diff", "batch_size",
                         "calibration_examples")
         if self.vocab_extra < 0:
             out.append(f"vocab_extra: got {self.vocab_extra}, expected >= 0")
-        from distillery.quantize import INT8_RECIPES  # noqa: PLC0415 (onnxruntime, only here)
+        from distillery.export.quantize import INT8_RECIPES  # noqa: PLC0415 (onnxruntime, only here)
 
         if self.int8_recipe not in INT8_RECIPES:
             out.append(f"int8_recipe: got {self.int8_recipe!r}, expected one of "

@@ -9,7 +9,7 @@ import os
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from distillery.io import run_main  # noqa: E402
+from distillery.core.io import run_main  # noqa: E402
 from distillery.lmeval.cli import main  # noqa: E402
 
 if __name__ == "__main__":

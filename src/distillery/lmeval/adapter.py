@@ -26,8 +26,8 @@ import numpy as np
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
-from distillery.data import Split, read_split
-from distillery.io import UserError
+from distillery.core.io import UserError
+from distillery.data.prepared import Split, read_split
 from distillery.lmeval.backends import load_backend
 from distillery.lmeval.task import TaskSpec, read_task
 

@@ -1,10 +1,11 @@
 """The classifiers the lm-eval adapter runs: a saved torch model folder or an ONNX file.
 
 Both go through the project's own paths, so that lm-eval sees exactly the logits the
-``benchmark`` stage scores: :func:`distillery.models.load_classifier` and
-:func:`distillery.evaluate.predict_logits` for torch, :func:`distillery.bench.ort_session` and
-:func:`distillery.evaluate.onnx_logits` (feeds filtered to the session's inputs) for ONNX, and
-:func:`distillery.data.encode` underneath both.
+``benchmark`` stage scores: :func:`distillery.modeling.loading.load_classifier` and
+:func:`distillery.measure.evaluate.predict_logits` for torch,
+:func:`distillery.measure.bench.ort_session` and :func:`distillery.measure.evaluate.onnx_logits`
+(feeds filtered to the session's inputs) for ONNX, and :func:`distillery.data.prepared.encode`
+underneath both.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Protocol
 
 import numpy as np
 
-from distillery import bench, evaluate, models, onnx_export
-from distillery.data import Split
-from distillery.io import UserError
+from distillery.core.io import UserError
+from distillery.data.prepared import Split
+from distillery.export import onnx_export
+from distillery.measure import bench, evaluate
+from distillery.modeling import loading
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +50,8 @@ class TorchBackend:
     def __init__(self, path: str, tokenizer: str | None = None, device: str = "cpu") -> None:
         import torch
 
-        self.model = models.load_classifier(path).to(torch.device(device)).eval()
-        self.tokenizer = models.load_tokenizer(tokenizer or path)
+        self.model = loading.load_classifier(path).to(torch.device(device)).eval()
+        self.tokenizer = loading.load_tokenizer(tokenizer or path)
         config = self.model.config
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
         self.pair = None
@@ -62,7 +65,7 @@ class TorchBackend:
 class OnnxBackend:
     """An ONNX file written by stage ``export``, run by ONNX Runtime.
 
-    Its metadata (:func:`distillery.onnx_export.read_metadata`) gives the labels, whether it
+    Its metadata (:func:`distillery.export.onnx_export.read_metadata`) gives the labels, whether it
     takes pairs and ``max_length``; the tokenizer is not in the file. It scores one text at a
     time whatever the batch size asked, as stage ``benchmark`` does and as the file is served:
     dynamic int8 computes activation scales per call, so batching would score another model.
@@ -74,7 +77,7 @@ class OnnxBackend:
                  threads: int = 0) -> None:
         tokenizer = onnx_tokenizer(path, tokenizer)
         self.session = bench.ort_session(path, provider, threads)
-        self.tokenizer = models.load_tokenizer(tokenizer)
+        self.tokenizer = loading.load_tokenizer(tokenizer)
         meta = onnx_export.read_metadata(path)
         n_classes = self.session.get_outputs()[0].shape[-1]
         self.labels = (json.loads(meta["labels"]) if "labels" in meta

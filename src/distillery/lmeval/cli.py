@@ -20,8 +20,8 @@ from pathlib import Path
 
 from distillery.config.base import load_section
 from distillery.config.teacher import TeacherParams
-from distillery.data import read_labels, read_split
-from distillery.io import UserError, setup_logging, write_json
+from distillery.core.io import UserError, setup_logging, write_json
+from distillery.data.prepared import read_labels, read_split
 from distillery.lmeval.backends import model_kind, onnx_tokenizer
 from distillery.lmeval.harness import score
 from distillery.lmeval.task import TaskSpec, default_prompt, default_verbalizers, write_task

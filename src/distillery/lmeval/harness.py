@@ -1,5 +1,5 @@
 """Run lm-eval (``lm_eval.simple_evaluate``) on tasks written by :mod:`distillery.lmeval.task`
-(or :mod:`distillery.llm.perplexity`) and read the scores back.
+(or :mod:`distillery.lmeval.perplexity`) and read the scores back.
 
 Tasks load through lm-eval's ``TaskManager`` with ``include_path`` = the tasks' folders and
 without lm-eval's own task catalogue (``include_defaults=False``: indexing thousands of
@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from distillery.io import UserError
+from distillery.core.io import UserError
 from distillery.lmeval.adapter import MODEL_NAME
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from distillery.io import UserError, atomic_path
+from distillery.core.io import UserError, atomic_path
 
 FIELDS = ("text", "text_pair")
 """Placeholders a prompt may use: the columns of a prepared jsonl."""
@@ -68,7 +68,7 @@ class TaskSpec:
     """Split few-shot examples are drawn from (``train.jsonl``); None: lm-eval's default."""
 
     def validate(self, where: str = "") -> None:
-        """Raise one :class:`~distillery.io.UserError` listing every problem, each naming its
+        """Raise one :class:`~distillery.core.io.UserError` listing every problem, each naming its
         key (``where`` prefixes the keys, e.g. ``"lmeval."`` for a params section)."""
         problems = prompt_problems(self.prompt, self.pair, f"{where}prompt")
         problems += verbalizer_problems(self.verbalizers, self.labels, f"{where}verbalizers")

@@ -23,7 +23,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from distillery.io import UserError
+from distillery.core.io import UserError
+from distillery.core.registry import Registry
 from distillery.nas import nsga2
 from distillery.nas.evolution import EvolutionSampler
 from distillery.nas.genome import (
@@ -40,7 +41,6 @@ from distillery.nas.genome import (
 from distillery.nas.proxy import ProxyTask
 from distillery.nas.random_search import RandomSampler
 from distillery.nas.regularized import RegularizedSampler
-from distillery.registry import Registry
 
 STRATEGIES: Registry[Any] = Registry("NAS strategy", {
     "evolution": EvolutionSampler,
@@ -124,7 +124,7 @@ class Worker:
     """(alpha, temperature) of the KD proxy, the same as the final distillation."""
     base: str | None = None
     """The model candidates are built from (family, tokenizer, weights where shapes allow;
-    :func:`distillery.models.student_base`); None: the teacher."""
+    :func:`distillery.modeling.loading.student_base`); None: the teacher."""
     init: bool = True
     """False: ``distill.student_init: random`` (no candidate copies weights)."""
 
@@ -133,10 +133,11 @@ class Worker:
 
         import torch
 
-        from distillery import models, teacher_logits
-        from distillery.data import load_prepared
-        from distillery.device import resolve_device
-        from distillery.io import setup_logging
+        from distillery.core.device import resolve_device
+        from distillery.core.io import setup_logging
+        from distillery.data.prepared import load_prepared
+        from distillery.distill import teacher_logits
+        from distillery.modeling import loading
         from distillery.search import runner
 
         p, tp = self.nas, self.teacher
@@ -146,8 +147,8 @@ class Worker:
         splits, names = load_prepared(self.data)
         device = resolve_device(tp.device)
         base_spec = self.base or self.teacher_dir
-        base = models.load_classifier(base_spec, names)
-        tok = models.load_tokenizer(base_spec)
+        base = loading.load_classifier(base_spec, names)
+        tok = loading.load_tokenizer(base_spec)
         logits = None
         if p.proxy == "kd":
             if self.logits_dir is None:

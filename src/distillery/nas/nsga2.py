@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import optuna
 
-from distillery.io import UserError
+from distillery.core.io import UserError
 from distillery.nas.genome import GenomeSpace
 
 

@@ -44,23 +44,25 @@ class ProxyTask:
     """Where candidates train and are timed (``teacher.device`` resolved)."""
 
     def __call__(self, genome: Genome) -> tuple[float, dict[str, Any]]:
-        from distillery import bench, distill, evaluate, families, models, training
-        from distillery.data import encode
-        from distillery.io import Timer, seed_everything
+        from distillery.core.io import Timer, seed_everything
+        from distillery.data.prepared import encode
+        from distillery.distill import losses
+        from distillery.measure import bench, evaluate
+        from distillery.modeling import families, loading, training
 
         seed_everything(self.seed)
         student = families.build_student(genome, self.teacher, init=self.init_from_teacher)
         student.to(self.device)
         # The proxy ranks encoder shapes: the word-embedding table stays frozen (teacher
         # init or random), which also removes the costliest optimizer update of a step.
-        models.freeze_word_embeddings(student)
+        loading.freeze_word_embeddings(student)
         cfg = training.TrainConfig(
             lr=self.lr, batch_size=self.batch_size, max_length=self.max_length,
             steps=self.steps, seed=self.seed,
         )
         with Timer() as t:
             loss = training.cross_entropy if self.kd_logits is None else \
-                distill.kd_loss_fn(self.kd_logits, self.kd_alpha, self.kd_temperature)
+                losses.kd_loss_fn(self.kd_logits, self.kd_alpha, self.kd_temperature)
             training.train(student, self.train, self.tokenizer, cfg, loss, desc=None)
         acc = evaluate.evaluate(student, self.val, self.tokenizer, self.max_length, self.metric)
         first = self.val.subset(range(min(8, len(self.val))))
@@ -70,7 +72,7 @@ class ProxyTask:
             for i, t in enumerate(first.texts)
         ]
         latency = bench.torch_latency_ms(student, feeds, warmup=3, repeats=self.latency_repeats)
-        n_params = models.count_params(student)
+        n_params = loading.count_params(student)
         n_encoder = families.encoder_params(student)
         fit = acc - self.params_penalty * n_encoder / 1e6 - self.latency_penalty * latency
         info = {"score": acc, "n_params": n_params, "encoder_params": n_encoder,

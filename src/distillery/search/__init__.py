@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 import optuna
 
-from distillery.registry import Registry
-from distillery.search import bamsoo, gp, random_search, soo, tpe
+from distillery.core.registry import Registry
+from distillery.search import bamsoo, gp, random_sampler, soo, tpe
 from distillery.search.space import Dim, Params, Space
 
 Factory = Callable[[Space, int, int], tuple[optuna.samplers.BaseSampler, list[Params]]]
@@ -30,7 +30,7 @@ SAMPLERS: Registry[Factory] = Registry("sampler", {
     "soo": soo.make,
     "bamsoo": bamsoo.make,
     "tpe": tpe.make,
-    "random": random_search.make,
+    "random": random_sampler.make,
 })
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import optuna
 
-from distillery.registry import Registry
+from distillery.core.registry import Registry
 
 logger = logging.getLogger(__name__)
 

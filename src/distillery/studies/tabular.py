@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from distillery.io import UserError
+from distillery.core.io import UserError
 from distillery.search import Params, Space, make_sampler, runner
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Pruning (structured and unstructured) and vocabulary pruning (stage ``compress``)."""

@@ -1,0 +1,1 @@
+"""Raw sources, seeded splits and the prepared data on disk (stages ``data`` and ``prepare``)."""

@@ -1,0 +1,349 @@
+"""Raw labelled text from a local file / folder or the Hugging Face Hub.
+
+:func:`materialise` (stage ``data``) puts the source in ``data/raw``: local files are copied
+byte for byte, a Hub dataset is downloaded once with ``datasets`` and saved as one parquet file
+per split plus ``source.json``. :func:`load_raw` (stage ``prepare``) reads the train and eval
+split files there with ``datasets``' packaged builders (csv, tsv, json / jsonl, parquet) and
+turns the label column into class ids. The ``data`` stage must stay cheap for local sources,
+so ``datasets`` (and with it pandas / pyarrow) is imported only where it is needed.
+"""
+
+from __future__ import annotations
+
+import csv
+import filecmp
+import json
+import logging
+import re
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from distillery.config.data import DataParams
+from distillery.core.io import UserError, atomic_path
+from distillery.data.prepared import Split
+
+logger = logging.getLogger(__name__)
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json",
+           ".parquet": "parquet"}
+"""Supported file extensions and how each is read."""
+SOURCE_FILE = "source.json"
+"""Written next to Hub downloads: where they came from."""
+_INT = re.compile(r"[+-]?\d+")
+
+
+# --------------------------------------------------------------------------- stage data
+
+
+def materialise(p: DataParams, out_dir: str | Path) -> dict[str, Any]:
+    """Make ``p.source`` available in ``out_dir``.
+
+    A local file or folder (only its files with a supported extension) is copied byte for
+    byte, names kept; nothing is rewritten when ``out_dir`` already holds identical files.
+    Anything else is a Hub dataset id: ``datasets.load_dataset(source, config)``, each split
+    saved as ``<split>.parquet``, plus ``source.json``; skipped when ``source.json`` already
+    names the same id and config (``data/raw`` persists between runs).
+
+    Returns:
+        Metrics: ``origin`` (``local`` / ``hub``), ``source``, ``files`` and ``<split>_rows``.
+
+    Raises:
+        ValueError: a local source without a supported file.
+        FileNotFoundError: not a local path, and the Hub download failed.
+    """
+    out_dir = Path(out_dir)
+    if Path(p.source).exists():
+        files = _local_files(Path(p.source))
+        if _same_files(files, out_dir):
+            logger.info("%s is up to date with %s", out_dir, p.source)
+        else:
+            with atomic_path(out_dir) as tmp:
+                tmp.mkdir()
+                for f in files:
+                    shutil.copyfile(f, tmp / f.name)
+            logger.info("copied %d file(s) from %s to %s", len(files), p.source, out_dir)
+        rows = {f"{f.stem}_rows": _count_rows(f) for f in files}
+        return {"origin": "local", "source": p.source, "files": len(files), **rows}
+    meta = _download(p.source, p.config, out_dir)
+    rows = {f"{s}_rows": n for s, n in meta["splits"].items()}
+    return {"origin": "hub", "source": p.source, "files": len(rows), **rows}
+
+
+def _local_files(src: Path) -> list[Path]:
+    if src.is_file():
+        if src.suffix.lower() not in FORMATS:
+            raise UserError(f"data.source={str(src)!r}: unsupported file type {src.suffix!r}; "
+                             f"use one of {', '.join(FORMATS)}")
+        return [src]
+    files = sorted(f for f in src.iterdir() if f.is_file() and f.suffix.lower() in FORMATS)
+    if not files:
+        present = ", ".join(sorted(f.name for f in src.iterdir())) or "nothing"
+        raise UserError(f"data.source={str(src)!r} holds no {'/'.join(FORMATS)} file "
+                         f"(found: {present}); point data.source at a folder with one file "
+                         "per split named <split>.<ext>, or at a single file")
+    return files
+
+
+def _same_files(files: list[Path], out_dir: Path) -> bool:
+    if not out_dir.is_dir() or {f.name for f in files} != {f.name for f in out_dir.iterdir()}:
+        return False
+    return all(filecmp.cmp(f, out_dir / f.name, shallow=False) for f in files)
+
+
+def _count_rows(path: Path) -> int:
+    """Data rows of a local file, cheaply (no pandas)."""
+    kind = FORMATS[path.suffix.lower()]
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        if kind == "csv":
+            return max(0, sum(1 for row in csv.reader(f) if row) - 1)
+        if kind == "json" and f.read(1) == "[":
+            f.seek(0)
+            return len(json.load(f))
+        f.seek(0)
+        lines = sum(1 for line in f if line.strip())
+    return max(0, lines - 1) if kind == "tsv" else lines
+
+
+def _download(source: str, config: str | None, out_dir: Path) -> dict[str, Any]:
+    wanted = {"origin": "hub", "source": source, "config": config}
+    meta_path = out_dir / SOURCE_FILE
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if {k: meta.get(k) for k in wanted} == wanted:
+            logger.info("%s already holds %s (config %s): no download", out_dir, source, config)
+            return meta
+    logger.info("%s is not a local path: downloading it from the Hugging Face Hub", source)
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(source, config)
+    except Exception as err:  # offline, unknown id, missing config...: all fixed the same way
+        raise UserError(
+            f"data.source={source!r} (data.config={config!r}) is not an existing local file or "
+            f"folder, and downloading it from the Hugging Face Hub failed ({type(err).__name__}: "
+            f"{err}). Check data.source (a path relative to the repo, or a Hub dataset id) and "
+            "data.config, or go online."
+        ) from err
+    meta = {**wanted, "splits": {}}
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        for split, rows in ds.items():
+            rows.to_parquet(str(tmp / f"{split}.parquet"))
+            meta["splits"][split] = rows.num_rows
+        (tmp / SOURCE_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+# --------------------------------------------------------------------------- stage prepare
+
+
+def load_raw(folder: str | Path, p: DataParams) -> tuple[dict[str, Split], list[str], dict]:
+    """Read the train (and, if present, eval) split of a materialised source.
+
+    Files are ``<split>.<ext>`` in ``folder``; a folder holding a single data file is the
+    train split. Texts are stripped; examples with an empty text (or pair) are dropped and
+    counted. The label set comes from train (see :func:`label_ids`).
+
+    Returns:
+        ``{"train": Split, "eval": Split}`` (no ``eval`` when the source lacks
+        ``p.eval_split``), the label names (index = class id), and info for metrics.
+
+    Raises:
+        FileNotFoundError: ``folder`` or the train split is missing.
+        ValueError: an unreadable file, a missing column, an empty split, bad labels.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder} not found: run `dvc repro data` first")
+    files = _split_files(folder)
+    train_file = files.get(p.train_split)
+    if train_file is None and len(files) == 1:
+        train_file = next(iter(files.values()))  # a single-file source
+    if train_file is None:
+        raise UserError(
+            f"no {p.train_split!r} split in {folder} (splits: {', '.join(files) or 'none'}): "
+            "set data.train_split to one of them")
+    eval_file = files.get(p.eval_split) if p.eval_split else None
+    if eval_file == train_file:
+        eval_file = None
+    if eval_file is None:
+        logger.info("no eval split %r in %s: one is carved from train", p.eval_split, folder)
+    info: dict[str, Any] = {"train_file": train_file.name,
+                            "eval_file": eval_file.name if eval_file else None}
+    raw: dict[str, tuple[dict[str, list], list[str] | None]] = {}
+    with tempfile.TemporaryDirectory(prefix="distillery-datasets-") as cache:
+        for name, path in (("train", train_file), ("eval", eval_file)):
+            if path is not None:
+                raw[name] = _read_file(path, p, cache)
+    splits: dict[str, Split] = {}
+    values: dict[str, list] = {}
+    for name, (columns, _) in raw.items():
+        splits[name], values[name], info[f"{name}_empty_texts_dropped"] = _to_split(
+            columns, p, (train_file if name == "train" else eval_file).name)
+        info[f"{name}_rows"] = len(columns[p.label_column])
+    ids, names, info["label_type"] = label_ids(values, p.label_names, raw["train"][1])
+    for name, split in splits.items():
+        split.labels = ids[name]
+    return splits, names, info
+
+
+def _split_files(folder: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for f in sorted(folder.iterdir()):
+        if f.name == SOURCE_FILE or not f.is_file() or f.suffix.lower() not in FORMATS:
+            continue
+        if f.stem in files:
+            raise UserError(f"{folder}: two files for split {f.stem!r} ({files[f.stem].name}, "
+                             f"{f.name}); keep one")
+        files[f.stem] = f
+    return files
+
+
+def _read_file(path: Path, p: DataParams, cache_dir: str) -> tuple[dict[str, list], list | None]:
+    """Columns of one file as Python lists, and the label column's ClassLabel names if any."""
+    import datasets
+
+    kind = FORMATS[path.suffix.lower()]
+    wanted = [c for c in (p.text_column, p.text_pair_column, p.label_column) if c]
+    kwargs: dict[str, Any] = {}
+    if kind in ("csv", "tsv"):
+        sep = "\t" if kind == "tsv" else ","
+        # Everything read as text: "null" / "NA" stay texts, "2010" stays "2010", and a
+        # label column cannot change type from one chunk to the next.
+        kwargs = {"sep": sep, "keep_default_na": False, "na_filter": False,
+                  "converters": {c: str for c in _csv_header(path, sep) if c in wanted}}
+        if kind == "tsv":
+            kwargs["quoting"] = csv.QUOTE_NONE
+    try:
+        ds = datasets.load_dataset("csv" if kind == "tsv" else kind, data_files=str(path),
+                                   split="train", cache_dir=cache_dir, **kwargs)
+    except Exception as err:
+        cause = err.__cause__ or err
+        raise UserError(
+            f"could not read {path.name} as {kind} ({type(cause).__name__}: {cause}). "
+            "Fix the file: a header row naming the columns"
+            + (", tab-separated, no quoting" if kind == "tsv" else "")
+            + "; or give it the extension of its real format") from err
+    missing = [c for c in wanted if c not in ds.column_names]
+    if missing:
+        key = {p.text_column: "text_column", p.text_pair_column: "text_pair_column",
+               p.label_column: "label_column"}
+        raise UserError(
+            f"{path.name}: no column " + ", ".join(f"{c!r} (data.{key[c]})" for c in missing)
+            + f"; its columns are: {', '.join(ds.column_names)}")
+    feature = ds.features[p.label_column]
+    names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
+    return ds.select_columns(wanted).to_dict(), names
+
+
+def _csv_header(path: Path, sep: str) -> list[str]:
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        if sep == "\t":
+            return f.readline().rstrip("\r\n").split("\t")
+        return next(csv.reader(f), [])
+
+
+def _to_split(columns: dict[str, list], p: DataParams, file: str) -> tuple[Split, list, int]:
+    """Stripped texts of the rows whose text (and pair) is not empty, their raw labels, and
+    how many rows were dropped."""
+    texts = [_text(t) for t in columns[p.text_column]]
+    pairs = [_text(t) for t in columns[p.text_pair_column]] if p.text_pair_column else None
+    keep = [i for i, t in enumerate(texts) if t and (pairs is None or pairs[i])]
+    dropped = len(texts) - len(keep)
+    if dropped:
+        logger.warning("%s: dropped %d example(s) with an empty text", file, dropped)
+    if not keep:
+        raise UserError(f"{file}: no examples (rows: {len(texts)}, all with an empty text); "
+                         "check data.text_column" + (" and data.text_pair_column" if pairs else ""))
+    labels = [columns[p.label_column][i] for i in keep]
+    for i, y in zip(keep, labels, strict=True):
+        if y is None or (isinstance(y, str) and not y.strip()):
+            raise UserError(f"{file}: empty label (data.label_column {p.label_column!r}) in data "
+                             f"row {i + 1}; every example needs a label")
+    split = Split([texts[i] for i in keep], [-1] * len(keep),
+                  None if pairs is None else [pairs[i] for i in keep])
+    return split, labels, dropped
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def label_ids(
+    values: dict[str, list], label_names: list[str] | None, classlabel: list[str] | None = None
+) -> tuple[dict[str, list[int]], list[str], str]:
+    """Class ids of raw label values; the label set comes from ``values["train"]``.
+
+    Integer labels (ints, or strings that all look like ints) keep their value as id when they
+    are ``0..C-1``, else the sorted values are numbered; their names are ``label_names`` if
+    given (one per class), else the dataset's ClassLabel names, else the values as strings.
+    String labels are sorted and numbered; ``label_names`` must then be null.
+
+    Returns:
+        Ids per split (same keys as ``values``), the names (index = id), ``"int"`` or ``"str"``.
+
+    Raises:
+        ValueError: fewer than 2 classes, ``label_names`` of the wrong length or given for
+            string labels, a label of another split that train lacks, unusable label values.
+    """
+    kind, train = _normalise(values["train"], "train")
+    classes = sorted(set(train))
+    if kind == "int":
+        if label_names is not None and len(label_names) != len(classes):
+            raise UserError(f"data.label_names has {len(label_names)} names but train has "
+                             f"{len(classes)} classes ({', '.join(map(str, classes))}): fix "
+                             "data.label_names or set it to null")
+        if label_names is not None:
+            names = list(label_names)
+        elif classlabel is not None:
+            names = [classlabel[v] if 0 <= v < len(classlabel) else str(v) for v in classes]
+        else:
+            names = [str(v) for v in classes]
+    else:
+        if label_names is not None:
+            raise UserError(f"data.label_names is {label_names!r} but the labels are strings "
+                             f"(e.g. {classes[0]!r}), which are their own names: set "
+                             "data.label_names: null")
+        names = list(classes)
+    if len(classes) < 2:
+        raise UserError(f"train has a single class ({names[0]!r}): a classifier needs at least "
+                         "2; check data.source and data.label_column")
+    index = {v: i for i, v in enumerate(classes)}
+    ids = {"train": [index[v] for v in train]}
+    for name, raw in values.items():
+        if name == "train":
+            continue
+        vals = _normalise(raw, name)[1] if kind == "int" else [str(v).strip() for v in raw]
+        unknown = Counter(v for v in vals if v not in index)
+        if unknown:
+            shown = ", ".join(f"{v!r} ({n} examples)" for v, n in unknown.most_common(5))
+            raise UserError(f"{name} split: label {shown} does not occur in train; every "
+                             "class must have training examples")
+        ids[name] = [index[v] for v in vals]
+    return ids, names, kind
+
+
+def _normalise(values: list, split: str) -> tuple[str, list]:
+    """``("int", ints)`` or ``("str", strings)`` of raw label values."""
+    if all(isinstance(v, int) for v in values):
+        return "int", [int(v) for v in values]
+    if all(isinstance(v, float) and v.is_integer() for v in values):
+        return "int", [int(v) for v in values]
+    if all(isinstance(v, str) for v in values):
+        stripped = [v.strip() for v in values]
+        if all(_INT.fullmatch(v) for v in stripped):
+            return "int", [int(v) for v in stripped]
+        return "str", stripped
+    types = sorted({type(v).__name__ for v in values})
+    raise UserError(f"{split} split: the label column holds {', '.join(types)} values; "
+                     "expected class labels (integers or strings), check data.label_column")

@@ -1,0 +1,1 @@
+"""ONNX export and the quantisation recipes (stage ``export``)."""

@@ -1,0 +1,2 @@
+"""Scoring, latency, execution providers, training curves, plots and the report (stages
+``benchmark`` and ``report``)."""

@@ -1,0 +1,187 @@
+"""Matplotlib PNGs for people who will not run ``dvc plots show``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from distillery.core.io import atomic_path  # noqa: E402
+
+LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
+
+
+def _save(fig, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+def nas_scatter(rows: list[dict[str, Any]], path: str | Path, best: dict[str, Any],
+                metric: str = "accuracy", front: list[dict[str, Any]] | None = None) -> None:
+    """Proxy score vs parameters, one colour per generation, best circled, the Pareto front
+    (score up, parameters down) as a staircase."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    sc = ax.scatter(
+        [r["n_params"] / 1e6 for r in rows], [r["score"] for r in rows],
+        c=[r["generation"] for r in rows], cmap="viridis", s=40, edgecolor="k", linewidth=0.3,
+    )
+    ax.scatter([best["n_params"] / 1e6], [best["score"]], s=180, facecolor="none",
+               edgecolor="red", linewidth=1.5, label="selected")
+    if front:
+        ax.step([r["n_params"] / 1e6 for r in front], [r["score"] for r in front], where="post",
+                color="0.4", linestyle="--", linewidth=1, label="Pareto front")
+    fig.colorbar(sc, ax=ax, label="generation",
+                 ticks=sorted({r["generation"] for r in rows}))
+    ax.set(xlabel="parameters (M)", ylabel=f"proxy validation {LABELS[metric]}",
+           title="NAS: every candidate")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def hpo_trials(rows: list[dict[str, Any]], path: str | Path, n_initial: int,
+               metric: str = "accuracy") -> None:
+    """Score per trial (initial design vs model-guided; marker by method, hollow = pruned:
+    its best score when stopped) and the best-so-far curve of finished trials."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    markers = {"full": "o", "lora": "^"}
+    for r in rows:
+        guided = r["trial"] >= n_initial
+        color = "tab:orange" if guided else "tab:blue"
+        ax.scatter([r["trial"]], [r["score"]], marker=markers.get(r.get("method"), "o"),
+                   facecolors="none" if r.get("pruned") else color, edgecolors=color)
+    for label, color in (("initial design", "tab:blue"), ("guided", "tab:orange")):
+        ax.scatter([], [], color=color, label=label)
+    for method in sorted({r.get("method") for r in rows} - {None}):
+        ax.scatter([], [], marker=markers.get(method, "o"), color="grey", label=method)
+    if any(r.get("pruned") for r in rows):
+        ax.scatter([], [], facecolors="none", edgecolors="grey", label="pruned")
+    done = [r for r in rows if not r.get("pruned")]
+    ax.step([r["trial"] for r in done], [r["best_so_far"] for r in done], where="post",
+            color="k", label="best so far")
+    ax.set(xlabel="trial", ylabel=f"validation {LABELS[metric]}",
+           title="HPO of the teacher's fine-tuning")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+LABEL_SPOTS = [(4, 4, "left"), (4, -10, "left"), (-4, 4, "right"), (-4, -10, "right"),
+               (4, 12, "left"), (4, -18, "left"), (-4, 12, "right"), (-4, -18, "right")]
+"""Offsets (points) and alignments tried in turn for a point's label, first free one wins."""
+
+
+def _label_points(ax, fig, points: list[tuple[float, float, str]]) -> None:
+    """Annotate each ``(x, y, text)`` at the first spot of :data:`LABEL_SPOTS` whose box
+    overlaps no label placed before (the first spot when none is free)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for x, y, text in points:
+        for dx, dy, ha in LABEL_SPOTS:
+            note = ax.annotate(text, (x, y), fontsize=7, xytext=(dx, dy), ha=ha,
+                               textcoords="offset points")
+            box = note.get_window_extent(renderer)
+            if not any(box.overlaps(b) for b in placed):
+                break
+            note.remove()
+        else:
+            dx, dy, ha = LABEL_SPOTS[0]
+            note = ax.annotate(text, (x, y), fontsize=7, xytext=(dx, dy), ha=ha,
+                               textcoords="offset points")
+            box = note.get_window_extent(renderer)
+        placed.append(box)
+
+
+def pareto(rows: list[dict[str, Any]], path: str | Path, metric: str = "accuracy",
+           recommended: str | None = None) -> None:
+    """``metric`` vs batch-1 latency; marker area proportional to size on disk; teachers in
+    grey, the recommended variant circled in red; labels placed so that they do not overlap."""
+    from matplotlib.ticker import FuncFormatter
+
+    fig, ax = plt.subplots(figsize=(8, 5.2))
+    for r in rows:
+        teacher = r["variant"].startswith("teacher")
+        ax.scatter(r["latency_ms_p50"], r[metric], s=20 + 4 * r["size_mb"], alpha=0.6,
+                   edgecolor="k", color="0.6" if teacher else "tab:blue")
+        if r["variant"] == recommended:
+            ax.scatter(r["latency_ms_p50"], r[metric], s=260, facecolors="none",
+                       edgecolors="tab:red", linewidths=2, label=f"recommended: {recommended}")
+    if recommended:
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 2, 3, 10 rather than 2x10^0
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set(xlabel="latency p50, batch 1 (ms, log)", ylabel=f"eval {LABELS[metric]}",
+           title=f"{LABELS[metric]} vs latency (marker area ~ size on disk)")
+    ax.grid(alpha=0.3, which="both")
+    ax.margins(x=0.12)  # room for the labels of the rightmost points
+    ordered = sorted(rows, key=lambda r: -r[metric])
+    _label_points(ax, fig, [(r["latency_ms_p50"], r[metric], r["variant"]) for r in ordered])
+    _save(fig, path)
+
+
+def confusion(matrices: dict[str, np.ndarray], names: list[str], path: str | Path) -> None:
+    """Row-normalised confusion matrices side by side (rows: actual, columns: predicted)."""
+    n = len(names)
+    size = min(14.0, 2.0 + 0.45 * n)
+    fig, axes = plt.subplots(1, len(matrices), figsize=(size * len(matrices), size),
+                             squeeze=False)
+    for ax, (title, m) in zip(axes[0], matrices.items(), strict=True):
+        norm = m / np.maximum(m.sum(1, keepdims=True), 1)
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(n), names, rotation=90 if n > 4 else 0, fontsize=8)
+        ax.set_yticks(range(n), names, fontsize=8)
+        if n <= 25:
+            for i in range(n):
+                for j in range(n):
+                    if m[i, j]:
+                        ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7,
+                                color="white" if norm[i, j] > 0.5 else "black")
+        ax.set(xlabel="predicted", ylabel="actual", title=title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def regret_curves(rows: list[dict[str, Any]], path: str | Path) -> None:
+    """Mean best-so-far regret per sampler and trial with the 25-75% band over runs."""
+    fig, ax = plt.subplots(figsize=(6.8, 4.4))
+    for name in dict.fromkeys(r["sampler"] for r in rows):
+        rs = [r for r in rows if r["sampler"] == name]
+        xs = [r["trial"] for r in rs]
+        (line,) = ax.plot(xs, [100 * r["regret_mean"] for r in rs], label=name)
+        ax.fill_between(xs, [100 * r["regret_q25"] for r in rs],
+                        [100 * r["regret_q75"] for r in rs], color=line.get_color(), alpha=0.15)
+    ax.set(xlabel="trial", ylabel="regret (points below the table's best)",
+           title="HPO samplers on the tabular benchmark")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def proxy_calibration(rows: list[dict[str, Any]], path: str | Path) -> None:
+    """Kendall's tau of each proxy against the reference, vs its cost share."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for proxy in dict.fromkeys(r["proxy"] for r in rows):
+        rs = sorted((r for r in rows if r["proxy"] == proxy), key=lambda r: r["cost_share"])
+        ax.plot([100 * r["cost_share"] for r in rs], [r["kendall_tau"] for r in rs], marker="o",
+                label=proxy)
+        for r in rs:
+            ax.annotate(f"{r['steps']}", (100 * r["cost_share"], r["kendall_tau"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+    ax.axhline(0.8, color="0.5", linestyle="--", linewidth=1, label="tau = 0.8")
+    ax.axvline(10, color="0.5", linestyle=":", linewidth=1, label="10% of the cost")
+    ax.set(xlabel="cost (% of the reference training)", ylabel="Kendall tau vs reference",
+           title="NAS proxy calibration (labels: proxy steps)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    _save(fig, path)

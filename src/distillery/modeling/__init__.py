@@ -1,0 +1,1 @@
+"""Loading models of any encoder family, the training loop, LoRA, and family conversion."""

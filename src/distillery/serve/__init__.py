@@ -1,0 +1,1 @@
+"""The local demo and the deployable Hugging Face Space (stage ``space``)."""

@@ -1,0 +1,1 @@
+"""The teacher: its fine-tuning recipe searched (stage ``hpo``), encoders and causal LMs."""
