@@ -11,9 +11,10 @@ RUN    := PATH="$(CURDIR)/$(BIN):$$PATH"
 study: $(VENV)/.installed
 	$(RUN) dvc repro
 
-# One pytest-xdist worker per core (one thread each); the longest tests start first.
+# One pytest-xdist worker per core (one thread each); the longest tests start first; the
+# stage tests of one tiny dataset share one chain, so they stay on one worker (loadgroup).
 test: $(VENV)/.installed-dev
-	$(RUN) HF_HUB_OFFLINE=1 python -m pytest -q -n auto --dist load
+	$(RUN) HF_HUB_OFFLINE=1 python -m pytest -q -n auto --dist loadgroup
 
 # The teacher and the recommended student of the current run, side by side in a browser
 # (http://127.0.0.1:7860; options: python -m distillery.serve.demo --help).

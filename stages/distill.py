@@ -70,20 +70,16 @@ def main(argv: list[str] | None = None) -> None:
         cfg = training.TrainConfig(lr=p.lr, batch_size=p.batch_size, max_length=tp.max_length,
                                    epochs=p.epochs, seed=p.seed)
         impl = student.config._attn_implementation
-        layer_wise = p.hidden_weight > 0 or p.attention_weight > 0
-        if layer_wise and p.student_init != "teacher":
-            logger.warning("layer-wise KD skipped: it maps student layers to the teacher layers "
-                           "they start from (distill.student_init: teacher), got %r; set "
-                           "distill.hidden_weight and attention_weight to 0 to silence this",
-                           p.student_init)
-            layer_wise = False
+        hidden_w, attention_w = losses.layer_wise_weights(p.hidden_weight, p.attention_weight,
+                                                          p.student_init)
+        layer_wise = hidden_w > 0 or attention_w > 0
         loss = losses.DistillLoss(t_logits, p.alpha, p.temperature,
-                                   teacher.to(device) if layer_wise else None, student,
-                                   p.hidden_weight * layer_wise, p.attention_weight * layer_wise)
+                                  teacher.to(device) if layer_wise else None, student,
+                                  hidden_w, attention_w)
         with curves.Curve(args.curves, val, tok, tp.max_length, metric,
                           cfg.total_steps(len(corpus))) as curve:
             step_losses = training.train(student, corpus, tok, cfg, loss, desc="distill",
-                                    on_step=curve)
+                                         on_step=curve)
         student.set_attn_implementation(impl)  # attention KD switched it to eager
     s_dev = evaluate.predict_logits(student, dev, tok, tp.max_length)
     t_dev = teacher_logits.load(args.logits, "eval", dev)

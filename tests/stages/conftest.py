@@ -41,25 +41,6 @@ def tiny_params(teacher_dir: Path, source: Path, **data) -> dict:
     return p
 
 
-@pytest.fixture(params=["sst2", "pairs"])
-def dataset(request, tiny_raw_dir, tiny_pair_dir) -> tuple[str, Path, dict]:
-    """Both tiny datasets: binary single sentences (tsv, integer labels) and 3-class pairs
-    (csv, string labels)."""
-    if request.param == "sst2":
-        return "sst2", tiny_raw_dir, {}
-    return "pairs", tiny_pair_dir, PAIR_DATA
-
-
-@pytest.fixture
-def any_stage_dir(tmp_path, tiny_teacher_dir, dataset, monkeypatch) -> tuple[Path, str]:
-    """Like ``stage_dir``, once per tiny dataset; yields ``(folder, dataset name)``."""
-    name, source, data = dataset
-    (tmp_path / "params.yaml").write_text(
-        yaml.safe_dump(tiny_params(tiny_teacher_dir, source, **data)))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path, name
-
-
 @pytest.fixture
 def stage_dir(tmp_path, tiny_teacher_dir, tiny_raw_dir, monkeypatch) -> Path:
     """A working folder with a tiny params.yaml; the cwd for the stage under test."""

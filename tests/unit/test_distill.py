@@ -181,3 +181,11 @@ def test_attention_kd_is_skipped_when_head_counts_differ():
     fn = losses.DistillLoss(np.zeros((1, 3), np.float32), 0.5, 2.0, teacher, student,
                              hidden_weight=0.0, attention_weight=1.0)
     assert fn.attention_pairs == [] and "output_attentions" not in fn.model_kwargs
+
+
+def test_layer_wise_kd_needs_a_student_made_of_teacher_layers(caplog):
+    assert losses.layer_wise_weights(0.5, 0.25, "teacher") == (0.5, 0.25)
+    assert losses.layer_wise_weights(0.0, 0.0, "random") == (0.0, 0.0) and not caplog.records
+    with caplog.at_level("WARNING"):
+        assert losses.layer_wise_weights(0.5, 0.0, "pretrained") == (0.0, 0.0)
+    assert "distill.student_init: teacher" in caplog.text and "'pretrained'" in caplog.text

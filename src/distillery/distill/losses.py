@@ -190,3 +190,17 @@ def _is_attention_dropout(name: str) -> bool:
 def kd_loss_fn(teacher_logits: np.ndarray, alpha: float, temperature: float) -> DistillLoss:
     """Response-based distillation as a training-loop loss (teacher logits by index)."""
     return DistillLoss(teacher_logits, alpha, temperature)
+
+
+def layer_wise_weights(hidden_weight: float, attention_weight: float,
+                       student_init: str) -> tuple[float, float]:
+    """The hidden-state and attention KD weights to use: as given when the student starts from
+    the teacher's layers (``distill.student_init: teacher``), whose layer map they rely on;
+    else ``(0, 0)`` with a warning naming the params to change."""
+    if (hidden_weight > 0 or attention_weight > 0) and student_init != "teacher":
+        logger.warning("layer-wise KD skipped: it maps student layers to the teacher layers "
+                       "they start from (distill.student_init: teacher), got %r; set "
+                       "distill.hidden_weight and attention_weight to 0 to silence this",
+                       student_init)
+        return 0.0, 0.0
+    return hidden_weight, attention_weight
