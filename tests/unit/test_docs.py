@@ -1,8 +1,9 @@
-"""The README and docs/ link only to files and headings that exist, and the README stays a
-front page (at most 200 lines)."""
+"""The README and docs/ link only to files and headings that exist, name only modules and
+source files that exist, and the README stays a front page (at most 200 lines)."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+MODULE = re.compile(r"(?<![\w/.])distillery(?:\.\w+)+")
+SOURCE = re.compile(r"(?<![\w.])(?:src/distillery|stages|scripts|studies/stages)/[\w/.]*\w")
 
 
 def anchors(page: Path) -> set[str]:
@@ -60,3 +63,30 @@ def test_params_reference_covers_every_key_of_params_yaml():
         assert f"## `{section}`" in text
         for key in keys:
             assert f"| `{key}` |" in text, f"{section}.{key}"
+
+
+def _resolves(dotted: str) -> bool:
+    """``dotted`` is an importable module, or an attribute of one."""
+    parts = dotted.split(".")
+    for k in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:k]))
+        except ImportError:
+            continue
+        try:
+            for name in parts[k:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_named_modules_and_source_files_exist(page):
+    """After code moves, a page that still names ``distillery.hpo`` or ``src/distillery/x.py``
+    fails here."""
+    text = page.read_text()
+    missing = [m for m in sorted(set(MODULE.findall(text))) if not _resolves(m)]
+    missing += [p for p in sorted(set(SOURCE.findall(text))) if not (ROOT / p).exists()]
+    assert not missing, f"{page.name}: {missing}"
