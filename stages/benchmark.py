@@ -14,17 +14,25 @@ dynamic int8 computes activation scales per call, so a padded batch of 64 texts 
 default run's recommended file 0.8177 where batch 1 gives 0.8119. Torch fp32 (batch-invariant)
 and GPU providers score in batches.
 
+Latency twice, side by side in the same rounds: the model alone (token ids in, logits out)
+and end to end (text in, label out, tokenisation included: ``tokenizers`` for ONNX files as
+the Space serves them, the transformers tokenizer for torch), on the CPU providers.
+
 Timing is apples to apples: ``benchmark.threads`` intra-op threads for torch and ONNX Runtime
 alike (the counts actually used are recorded), and all variants of a provider are timed in
 ``benchmark.rounds`` interleaved rounds (round-robin, p50 = median of the round medians), so
 machine drift spreads over every variant.
 
-Deps: ``--data``, ``--teacher``, ``--student``, ``--onnx``.
+Deps: ``--data``, ``--teacher``, ``--student``, ``--onnx``, ``--baselines`` (each trained
+baseline is a variant ``baseline-<kind>``, provider ``sklearn``, raw text in: its latency is
+end to end).
 Params: ``teacher.max_length``, ``task.metric``, ``benchmark.*``.
 Metrics: ``--metrics``: variant -> {accuracy, macro_f1, latency_ms_p50, latency_ms_p95,
-throughput_per_s, size_mb, n_params, provider}, the threads used, the skipped providers and
-variants and why; ``--classes``: per-class precision / recall / F1 / support of the teacher
-(torch fp32) and the shipped student (int8 ONNX), keyed by label name.
+e2e_latency_ms_p50, e2e_latency_ms_p95, throughput_per_s, size_mb, n_params, provider}, the
+threads used, the skipped providers and variants and why; ``--classes``: per-class precision /
+recall / F1 / support of the teacher (torch fp32) and the shipped student (int8 ONNX), keyed by
+label name; ``--intervals`` (not a metric): 95% bootstrap intervals of every variant's
+accuracy and macro-F1 and the paired intervals of the differences the report's targets use.
 Plots: ``--table`` (CSV, one row per variant), ``--confusion-dir`` (``teacher.csv``,
 ``student.csv``: actual/predicted label per eval example, DVC's ``confusion`` template) and
 ``--confusion-png``.
@@ -52,8 +60,9 @@ DETAILED = {"teacher": "teacher-torch-fp32", "student": "student-onnx-int8"}
 
 def main(argv: list[str] | None = None) -> None:
     args = stage_args(
-        __doc__, ["data", "teacher", "student", "onnx", "metrics", "classes", "confusion-dir",
-                  "table", "confusion-png"], argv
+        __doc__, ["data", "teacher", "student", "onnx", "baselines", "metrics", "classes",
+                  "intervals",
+                  "confusion-dir", "table", "confusion-png"], argv
     )
     tp = load_section(args.params, "teacher", TeacherParams)
     p = load_section(args.params, "benchmark", BenchmarkParams)
@@ -66,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     providers, skipped = bench.available_providers(p.providers)
     with Timer() as timer:
         res = benchmark.run(dev, args.teacher, args.student, args.onnx, providers, device,
-                            threads, tp.max_length, p)
+                            threads, tp.max_length, p, args.baselines)
     write_csv(args.table, [{"variant": k, **v} for k, v in res.variants.items()])
     matrices = {}
     for short, variant in DETAILED.items():
@@ -77,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     plots.confusion(matrices, names, args.confusion_png)
     write_json(args.classes, {short: evaluate.per_class(res.logits[v], dev.labels, names)
                               for short, v in DETAILED.items()})
+    write_json(args.intervals, res.intervals(dev.labels, metric))
     write_json(args.metrics, {**res.variants, "metric": metric, "labels": ",".join(names),
                               "threads": res.threads, "rounds": p.rounds,
                               "device": str(device), "skipped_providers": skipped,

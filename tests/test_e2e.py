@@ -22,8 +22,8 @@ from .stages.conftest import ROOT, tiny_params
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["data", "prepare", "hpo", "label", "nas", "distill", "compress", "export", "benchmark",
-          "report", "space"]
+STAGES = ["data", "prepare", "baselines", "hpo", "label", "nas", "distill", "compress",
+          "export", "benchmark", "report", "space"]
 
 
 def dvc(*args: str, cwd: Path) -> str:
@@ -72,10 +72,11 @@ def test_dvc_repro_end_to_end(repo):
     assert report["recommended"] is not None  # tiny students all fit report.max_size_mb
     assert f"**Recommended: `{report['recommended']}`**" in text
     assert text.count("student-onnx-int8 ") >= 1
-    for name in ("data", "prepare", "nas", "hpo", "label", "distill", "compress", "export",
-                 "report", "space"):
+    for name in ("data", "prepare", "baselines", "nas", "hpo", "label", "distill", "compress",
+                 "export", "report", "space"):
         assert (repo / "metrics" / f"{name}.json").is_file()
     assert (repo / "plots" / "classes.json").is_file()  # per class: a plot file, not metrics
+    assert "baseline-tfidf" in bench and (repo / "reports" / "intervals.json").is_file()
     assert (repo / "plots" / "class_counts.csv").is_file()
     for png in ("nas.png", "hpo.png", "pareto.png", "confusion.png"):
         assert (repo / "plots" / png).stat().st_size > 0

@@ -110,7 +110,9 @@ def test_causal_teacher_chain(causal_dir, tiny_teacher_dir):
     assert "fp32 only" in m["skipped"]["teacher_int8.onnx"]
     load_stage("benchmark").main(["--data", "prep", "--teacher", "models/teacher", "--student",
                                   "models/student", "--onnx", "models/onnx", "--metrics",
-                                  "m/benchmark.json", "--classes", "m/classes.json",
+                                  "m/benchmark.json", "--baselines", "models/baselines",
+                                  "--classes", "m/classes.json",
+                                  "--intervals", "m/intervals.json",
                                   "--confusion-dir", "plots/confusion", "--table",
                                   "plots/bench.csv", "--confusion-png", "plots/confusion.png"])
     m = metrics("m/benchmark.json")

@@ -42,6 +42,11 @@ def _prepare(pair: bool) -> None:
                                 "--class-counts", "m/class_counts.csv"])
 
 
+def _baselines(pair: bool) -> None:
+    load_stage("baselines").main(["--data", "prep", "--out", "models/baselines", "--metrics",
+                                  "m/baselines.json"])
+
+
 def _hpo(pair: bool) -> None:
     load_stage("hpo").main(HPO_ARGV)
 
@@ -88,14 +93,17 @@ def _export(pair: bool) -> None:
 
 def _benchmark(pair: bool) -> None:
     load_stage("benchmark").main(["--data", "prep", "--teacher", "models/teacher", "--student",
-                                  "models/student", "--onnx", "models/onnx", "--metrics",
+                                  "models/student", "--onnx", "models/onnx", "--baselines",
+                                  "models/baselines", "--metrics",
                                   "m/benchmark.json", "--classes", "m/classes.json",
+                                  "--intervals", "m/intervals.json",
                                   "--confusion-dir", "plots/confusion", "--table",
                                   "plots/bench.csv", "--confusion-png", "plots/confusion.png"])
 
 
 def _report(pair: bool) -> None:
     load_stage("report").main(["--metrics-dir", "m", "--classes", "m/classes.json",
+                               "--intervals", "m/intervals.json",
                                "--out", "reports/results.md",
                                "--png", "plots/pareto.png", "--metrics", "m/report.json"])
 
@@ -109,8 +117,8 @@ def _space(pair: bool) -> None:
 
 
 STEPS = {name: globals()[f"_{name}"] for name in (
-    "data", "prepare", "hpo", "label", "nas", "distill", "compress", "export", "benchmark",
-    "report", "space")}
+    "data", "prepare", "baselines", "hpo", "label", "nas", "distill", "compress", "export",
+    "benchmark", "report", "space")}
 
 
 class Chain:
@@ -159,6 +167,16 @@ def test_prepare(chain):
     assert (m["train_count"], m["val_count"], m["transfer_count"]) == (120, 40, 60)
     names = json.loads(Path("prep/labels.json").read_text())["names"]
     assert len(names) == (3 if pair else 2)
+
+
+def test_baselines(chain):
+    """A TF-IDF model per dataset, saved without pickle, scored as the benchmark scores it."""
+    chain.run("baselines")
+    m = metrics("m/baselines.json")
+    assert m["tfidf"]["C"] in (1.0, 3.0, 10.0, 30.0) and m["tfidf"]["features"] > 0
+    assert 0 <= m["tfidf"]["eval_accuracy"] <= 1
+    assert files("models/baselines/tfidf") == {"baseline.json", "vocabulary.json",
+                                               "weights.safetensors"}
 
 
 def test_hpo(chain):
@@ -287,8 +305,21 @@ def test_benchmark(chain):
     assert required <= set(m)
     for name in required:
         assert set(m[name]) == {"accuracy", "macro_f1", "latency_ms_p50", "latency_ms_p95",
+                                "e2e_latency_ms_p50", "e2e_latency_ms_p95",
                                 "throughput_per_s", "size_mb", "n_params", "provider"}
         assert m[name]["latency_ms_p50"] > 0 and m[name]["size_mb"] > 0
+        assert m[name]["e2e_latency_ms_p50"] > 0  # text in, label out, same rounds
+    ints = metrics("m/intervals.json")
+    for name in required:
+        lo, hi = ints["scores"][name]["accuracy"]
+        assert lo <= m[name]["accuracy"] <= hi
+    paired = ints["paired"]
+    assert {"student-onnx-int8 vs teacher-onnx-int8", "student-onnx-int8-dynamic vs "
+            "student-onnx-int8", "student-onnx-fp32 vs student-pruned-onnx-fp32"} <= set(paired)
+    d = paired["student-onnx-int8 vs teacher-onnx-int8"]
+    metric = m["metric"]
+    assert d["diff"] == pytest.approx(m["student-onnx-int8"][metric]
+                                      - m["teacher-onnx-int8"][metric], abs=1e-6)
     assert m["student-onnx-int8"]["size_mb"] < m["student-onnx-fp32"]["size_mb"]
     assert m["teacher-onnx-fp32"]["n_params"] == m["teacher-torch-fp32"]["n_params"]
     assert m["student-pruned-vocab-onnx-int8"]["n_params"] < m["student-onnx-fp32"]["n_params"]
@@ -315,6 +346,11 @@ def test_benchmark(chain):
         assert m[name]["accuracy"] >= floor, (name, m[name])  # quantised models still work
     assert abs(m["student-onnx-int8"]["accuracy"] - m["student-onnx-fp32"]["accuracy"]) <= 0.1
     assert m["skipped_variants"] == {"student-onnx-fp16": "fp16 runs on GPU providers only"}
+    tfidf = m["baseline-tfidf"]
+    assert tfidf["provider"] == "sklearn"
+    assert tfidf["accuracy"] == metrics("m/baselines.json")["tfidf"]["eval_accuracy"]
+    assert tfidf["e2e_latency_ms_p50"] == tfidf["latency_ms_p50"] > 0
+    assert "student-onnx-int8 vs baseline-tfidf" in ints["paired"]
     assert m["threads"]["torch"] == m["threads"]["onnxruntime"] >= 1
 
 
@@ -335,6 +371,9 @@ def test_report(chain):
     assert bench[m["recommended"]][m["metric"]] == max(v[m["metric"]] for v in students.values())
     text = Path("reports/results.md").read_text()
     assert "## Targets" in text and "student-onnx-int8 " in text
+    assert "end to end" in text and "paired difference [95% CI]" in text
+    rec = bench[m["recommended"]]
+    assert f"| {rec[m['metric']]:.4f} [" in text  # the score with its interval
     assert Path("plots/pareto.png").stat().st_size > 0
     assert all(f"| {n} |" in text for n in names)
 
@@ -411,7 +450,9 @@ def test_bad_params_stop_stage_before_compute(stage_dir, section, key, value, ex
         "compress": ["--data", "missing", "--student", "s", "--logits", "l", "--out", "o",
                      "--metrics", "m.json", "--curves", "c"],
         "benchmark": ["--data", "missing", "--teacher", "t", "--student", "s", "--onnx", "x",
-                      "--metrics", "m.json", "--classes", "c.json", "--confusion-dir", "c",
+                      "--baselines", "b",
+                      "--metrics", "m.json", "--classes", "c.json", "--intervals", "i.json",
+                      "--confusion-dir", "c",
                       "--table", "t.csv", "--confusion-png", "c.png"],
     }[stage]
     with pytest.raises(ValueError) as err:

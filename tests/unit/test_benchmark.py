@@ -58,3 +58,24 @@ def test_run_scores_torch_and_onnx_alike_and_skips_fp16_on_cpu(tiny_run_dir, onn
     assert all(r["latency_ms_p50"] > 0 and r["throughput_per_s"] > 0
                for r in res.variants.values())
     assert res.threads["torch"] == torch.get_num_threads() and res.threads["onnxruntime"] == 1
+
+
+def test_end_to_end_runners_answer_as_the_scored_logits(tiny_run_dir):
+    """Text in, label out: the torch and the ONNX runner give each eval text the label its
+    batch-1 logits give (the ONNX one through the Space's ``tokenizers`` path)."""
+    from distillery.measure import bench, evaluate
+    from distillery.modeling import loading
+
+    dev = load_prepared(tiny_run_dir / "data/prepared")[0]["eval"]
+    folder = str(tiny_run_dir / "models/student")
+    tok = loading.load_tokenizer(folder)
+    model = loading.load_classifier(folder)
+    path = tiny_run_dir / "models/onnx/student.onnx"
+    sess = bench.ort_session(str(path), "cpu", 1)
+    meta = onnx_export.read_metadata(path)
+    want = evaluate.onnx_logits(sess, dev, tok, 16, batch_size=1).argmax(-1)
+    runs = {"onnx": benchmark.onnx_e2e(sess, folder, tok, meta, 16),
+            "torch": benchmark.torch_e2e(model, tok, 16)}
+    for name, run in runs.items():
+        got = [run(feed) for feed in benchmark.texts(dev, len(dev))]
+        assert got == want.tolist(), name

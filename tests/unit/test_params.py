@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from distillery.config.base import load_section, parse_section
+from distillery.config.baselines import BaselinesParams
 from distillery.config.benchmark import BenchmarkParams
 from distillery.config.compress import CompressParams
 from distillery.config.data import DataParams
@@ -34,6 +35,7 @@ SECTIONS = [
     ("task", TaskParams),
     ("teacher", TeacherParams),
     ("prepare", PrepareParams),
+    ("baselines", BaselinesParams),
     ("nas", NasParams),
     ("hpo", HpoParams),
     ("distill", DistillParams),

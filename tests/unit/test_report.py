@@ -116,7 +116,9 @@ def test_markdown_puts_the_recommended_variant_first():
     text = report.markdown(bench(), {"nas": {"duration_s": 12.0}, "hpo": {"duration_s": 30.0},
                                      "prepare": prep}, P, classes=classes, recommended=rec)
     assert text.index(f"**Recommended: `{rec}`**") < text.index("## Variants")
-    assert "8.0x faster, 5.8x smaller, 0.976 of its accuracy" in text  # vs teacher-onnx-int8
+    # vs teacher-onnx-int8 (no end-to-end figure measured: the model-only one stands in)
+    assert "8.0x faster end to end (8.0x model only), 5.8x smaller, 0.976 of its accuracy" \
+        in text
     assert "40.0x faster" in text  # vs teacher-torch-fp32, the secondary line
     table = text.split("## Variants")[1]
     first_row = [ln for ln in table.splitlines() if ln.startswith("| ")][1]
@@ -194,3 +196,54 @@ def test_many_class_names_are_cut_short():
             "train_count": 8000, "val_count": 500, "transfer_count": 0, "eval_count": 1076}
     md = report.markdown(bench(), {"prepare": prep}, P)
     assert "intent_7, ... (56 more)" in md and "intent_8" not in md
+
+
+def test_speed_is_end_to_end_where_measured():
+    """Tokenisation costs every variant about the same, so end to end the ratios shrink; the
+    graph-level targets (fused int8, pruning) stay on the model-only figure."""
+    b = bench()
+    for r in report.variants(b).values():
+        r["e2e_latency_ms_p50"] = r["latency_ms_p50"] + 0.25
+    rec = "student-pruned-vocab-onnx-int8"
+    t = {x.key: x for x in report.targets(b, P, "accuracy", rec)}
+    assert t["speedup_same_runtime"].measured == pytest.approx(2.25 / 0.5)
+    assert t["speedup_vs_torch_fp32"].measured == pytest.approx(10.25 / 0.5)
+    assert t["fused_latency_ratio"].measured == pytest.approx(0.4 / 0.5)
+    assert t["pruned_speedup"].measured == pytest.approx(0.9 / 0.5)
+    fast = dataclasses.replace(P, max_size_mb=None, max_latency_ms=0.6)  # end to end
+    assert report.recommend(b, fast, "accuracy") == "student-pruned-vocab-onnx-int8"
+    text = report.markdown(b, {}, P, recommended=rec)
+    assert "0.50 ms end to end (0.25 ms model only)" in text
+    assert "4.5x faster end to end (8.0x model only)" in text
+
+
+def test_markdown_shows_intervals_and_paired_differences():
+    rec = "student-pruned-vocab-onnx-int8"
+    ints = {"scores": {rec: {"accuracy": [0.79, 0.85], "macro_f1": [0.78, 0.84]}},
+            "paired": {f"{rec} vs teacher-onnx-int8": {"diff": -0.02, "ci95": [-0.035, -0.006],
+                                                      "distinguishable": True},
+                       "student-onnx-int8-dynamic vs student-onnx-int8": {
+                           "diff": 0.001, "ci95": [-0.004, 0.006], "distinguishable": False}}}
+    text = report.markdown(bench(), {}, P, recommended=rec, ints=ints)
+    assert f"| **{rec}** (recommended) | cpu | 0.8200 [0.790, 0.850] | 0.8000 [0.780, 0.840] |" \
+        in text
+    lines = {ln.split(" | ")[0][2:]: ln for ln in text.splitlines() if ln.startswith("| ")}
+    ratio = next(v for k, v in lines.items() if k.startswith(f"{rec} accuracy /"))
+    assert ratio.endswith("| -0.0200 [-0.0350, -0.0060] |")
+    fused = next(v for k, v in lines.items() if k.startswith("fused int8 accuracy loss"))
+    assert fused.endswith("| +0.0010 [-0.0040, +0.0060]; not distinguishable |")
+    pruned = next(v for k, v in lines.items() if k.startswith("structured pruning accuracy"))
+    assert pruned.endswith("|  |")  # no interval measured for it
+
+
+def test_baselines_are_compared_never_recommended():
+    b = bench()
+    b["baseline-tfidf"] = row(0.90, 1.5, 2.0, "sklearn")  # best score, smallest: still a baseline
+    assert report.recommend(b, P, "accuracy") == "student-onnx-int8-dynamic"
+    rec = "student-pruned-vocab-onnx-int8"
+    ints = {"paired": {f"{rec} vs baseline-tfidf": {"diff": -0.08, "ci95": [-0.11, -0.05],
+                                                   "distinguishable": True}}}
+    text = report.markdown(b, {}, P, recommended=rec, ints=ints)
+    assert ("Against the best baseline `baseline-tfidf` (accuracy 0.9000, 1.50 ms end to end): "
+            "-0.0800 accuracy (paired 95% interval [-0.1100, -0.0500]), 6.0x faster.") in text
+    assert report.bottleneck(b, {}, P) == []  # a baseline above the teacher is not a student

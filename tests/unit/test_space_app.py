@@ -106,3 +106,20 @@ def test_page_builds(tiny_run_dir, tiny_pair_run_dir):
 
 def elem_ids(ui) -> set[str | None]:
     return {getattr(b, "elem_id", None) for b in ui.blocks.values()}
+
+
+def test_encoder_tokenises_once_and_is_safe_to_share(tiny_run_dir):
+    """The encoder's tokenizers keep their settings, so threads can share it; every answer
+    equals the answer of the same call made alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = app_model(tiny_run_dir)
+    texts = ["the film is good", " ".join(["good"] * 40), "dull", " ".join(["bad"] * 25)] * 8
+    alone = [model.encode(t) for t in texts]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(model.encode, texts))
+    for (a, n), (b, m) in zip(alone, together, strict=True):
+        assert n == m and all(np.array_equal(a[k], b[k]) for k in a)
+    assert [n for _, n in alone[:4]] == [6, 42, 3, 27]
+    assert model.encode.truncating.truncation["max_length"] == model.max_length
+    assert model.encode.full.truncation is None

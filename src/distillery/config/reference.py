@@ -12,8 +12,8 @@ import dataclasses
 import importlib
 from pathlib import Path
 
-SECTIONS = ("data", "task", "teacher", "prepare", "hpo", "nas", "distill", "compress", "export",
-            "benchmark", "report", "space")
+SECTIONS = ("data", "task", "teacher", "prepare", "baselines", "hpo", "nas", "distill",
+            "compress", "export", "benchmark", "report", "space")
 """``params.yaml`` sections in pipeline order, each a module of this package."""
 
 

@@ -25,7 +25,8 @@ class Timing:
 
     latency_ms_p50: float
     latency_ms_p95: float
-    throughput_per_s: float
+    throughput_per_s: float | None
+    """None when the variant was timed at batch 1 only."""
 
 
 def time_calls(fn: Callable[[int], object], warmup: int, repeats: int) -> np.ndarray:
@@ -73,13 +74,14 @@ def measure_interleaved(
     repeats: int,
     throughput_batches: int,
     rounds: int,
-    feeds: dict[str, tuple[list[dict[str, np.ndarray]], dict[str, np.ndarray]]] | None = None,
+    feeds: dict[str, tuple[list, dict[str, np.ndarray] | None]] | None = None,
 ) -> dict[str, Timing]:
     """Time several variants side by side, in interleaved rounds.
 
     ``singles`` / ``batch`` feed every variant except those in ``feeds`` (variant ->
     its own ``(singles, batch)``: a model with another tokenizer, e.g. a causal-LM teacher
-    whose inputs carry its prompt).
+    whose inputs carry its prompt, or an end-to-end runner fed raw texts). A variant whose
+    ``batch`` is None is timed at batch 1 only.
 
     Every variant is warmed up, then each round times every variant in turn (the order
     rotates from round to round) for ``repeats // rounds`` batch-1 calls and
@@ -97,7 +99,8 @@ def measure_interleaved(
     for name in names:
         one, many = feeds_of[name]
         time_calls(lambda i: runs[name](one[i % len(one)]), warmup, 0)
-        time_calls(lambda i: runs[name](many), min(warmup, 2), 0)
+        if many is not None:
+            time_calls(lambda i: runs[name](many), min(warmup, 2), 0)
     lat: dict[str, list[np.ndarray]] = {n: [] for n in names}
     thr: dict[str, float] = dict.fromkeys(names, 0.0)
     for r in range(rounds):
@@ -106,14 +109,21 @@ def measure_interleaved(
             one, many = feeds_of[name]
             lat[name].append(time_calls(
                 lambda i: runs[name](one[(r * per_round + i) % len(one)]), 0, per_round))
-            thr[name] += float(time_calls(lambda i: runs[name](many), 0,
-                                          batches_per_round).sum())
+            if many is not None:
+                thr[name] += float(time_calls(lambda i: runs[name](many), 0,
+                                              batches_per_round).sum())
+
+    def throughput(name: str) -> float | None:
+        many = feeds_of[name][1]
+        if many is None:
+            return None
+        return float(len(next(iter(many.values()))) * batches_per_round * rounds / thr[name])
+
     return {
         name: Timing(
             latency_ms_p50=float(np.median([np.median(x) for x in lat[name]]) * 1e3),
             latency_ms_p95=float(np.percentile(np.concatenate(lat[name]), 95) * 1e3),
-            throughput_per_s=float(len(next(iter(feeds_of[name][1].values())))
-                                   * batches_per_round * rounds / thr[name]),
+            throughput_per_s=throughput(name),
         )
         for name in names
     }

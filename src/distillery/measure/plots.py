@@ -101,17 +101,20 @@ def _label_points(ax, fig, points: list[tuple[float, float, str]]) -> None:
 
 def pareto(rows: list[dict[str, Any]], path: str | Path, metric: str = "accuracy",
            recommended: str | None = None) -> None:
-    """``metric`` vs batch-1 latency; marker area proportional to size on disk; teachers in
-    grey, the recommended variant circled in red; labels placed so that they do not overlap."""
+    """``metric`` vs batch-1 latency (end to end where measured, else model only); marker area
+    proportional to size on disk; teachers in grey, the recommended variant circled in red;
+    labels placed so that they do not overlap."""
     from matplotlib.ticker import FuncFormatter
 
     fig, ax = plt.subplots(figsize=(8, 5.2))
     for r in rows:
+        r["x"] = r.get("e2e_latency_ms_p50") or r["latency_ms_p50"]
+    for r in rows:
         teacher = r["variant"].startswith("teacher")
-        ax.scatter(r["latency_ms_p50"], r[metric], s=20 + 4 * r["size_mb"], alpha=0.6,
+        ax.scatter(r["x"], r[metric], s=20 + 4 * r["size_mb"], alpha=0.6,
                    edgecolor="k", color="0.6" if teacher else "tab:blue")
         if r["variant"] == recommended:
-            ax.scatter(r["latency_ms_p50"], r[metric], s=260, facecolors="none",
+            ax.scatter(r["x"], r[metric], s=260, facecolors="none",
                        edgecolors="tab:red", linewidths=2, label=f"recommended: {recommended}")
     if recommended:
         ax.legend(loc="lower right", fontsize=8)
@@ -120,12 +123,12 @@ def pareto(rows: list[dict[str, Any]], path: str | Path, metric: str = "accuracy
     ax.xaxis.set_major_formatter(plain)
     ax.xaxis.set_minor_formatter(plain)
     ax.tick_params(axis="x", which="minor", labelsize=7)
-    ax.set(xlabel="latency p50, batch 1 (ms, log)", ylabel=f"eval {LABELS[metric]}",
+    ax.set(xlabel="end-to-end latency p50, batch 1 (ms, log)", ylabel=f"eval {LABELS[metric]}",
            title=f"{LABELS[metric]} vs latency (marker area ~ size on disk)")
     ax.grid(alpha=0.3, which="both")
     ax.margins(x=0.12)  # room for the labels of the rightmost points
     ordered = sorted(rows, key=lambda r: -r[metric])
-    _label_points(ax, fig, [(r["latency_ms_p50"], r[metric], r["variant"]) for r in ordered])
+    _label_points(ax, fig, [(r["x"], r[metric], r["variant"]) for r in ordered])
     _save(fig, path)
 
 

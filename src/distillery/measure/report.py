@@ -4,6 +4,10 @@ metrics, as Markdown.
 Headline ratios compare like with like: the recommended student against the teacher in the
 same runtime and precision (``student-...-onnx-int8`` vs ``teacher-onnx-int8``); the ratio
 against the PyTorch fp32 teacher, which also counts the runtime switch, is a secondary line.
+Speed is end to end (text in, label out, tokenisation included) wherever it was measured; the
+model-only figure is reported beside it, and the graph-level targets (fused int8, pruning) use
+it. Scores carry 95% bootstrap intervals and score differences their paired intervals
+(:mod:`distillery.measure.intervals`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ class Target:
     measured: float | None
     required: float
     higher_is_better: bool = True
+    paired: str | None = None
+    """For targets on a score difference: the ``"a vs b"`` key of the paired interval."""
 
     @property
     def met(self) -> bool:
@@ -44,6 +50,11 @@ class Target:
         if self.higher_is_better:
             return self.measured >= self.required
         return self.measured <= self.required
+
+
+def latency(row: dict[str, Any]) -> float:
+    """The batch-1 p50 a caller waits for: end to end where measured, else model only."""
+    return row.get("e2e_latency_ms_p50", row["latency_ms_p50"])
 
 
 def variants(bench: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -61,12 +72,13 @@ def counterpart(name: str) -> str | None:
 
 
 def recommend(bench: dict[str, Any], p: ReportParams, metric: str) -> str | None:
-    """The student variant to ship: the best ``metric`` among those within
-    ``report.max_latency_ms`` and ``report.max_size_mb`` (ties: the faster one); None if none
-    fits."""
-    fits = [(r[metric], -r["latency_ms_p50"], name) for name, r in variants(bench).items()
-            if not name.startswith("teacher")
-            and (p.max_latency_ms is None or r["latency_ms_p50"] <= p.max_latency_ms)
+    """The student variant to ship (baselines are compared with it, never shipped: the Space
+    serves an ONNX file): the best ``metric`` among those within
+    ``report.max_latency_ms`` (end to end) and ``report.max_size_mb`` (ties: the faster one);
+    None if none fits."""
+    fits = [(r[metric], -latency(r), name) for name, r in variants(bench).items()
+            if not name.startswith(("teacher", "baseline"))
+            and (p.max_latency_ms is None or latency(r) <= p.max_latency_ms)
             and (p.max_size_mb is None or r["size_mb"] <= p.max_size_mb)]
     return max(fits)[2] if fits else None
 
@@ -84,6 +96,9 @@ def targets(bench: dict[str, Any], p: ReportParams, metric: str = "accuracy",
     def get(name: str | None, key: str) -> float | None:
         return rows[name][key] if name in rows else None
 
+    def lat(name: str | None) -> float | None:
+        return latency(rows[name]) if name in rows else None
+
     rec = recommended or "recommended (none fits the limits)"
     twin = counterpart(recommended) if recommended else None
     twin_name = twin or "its teacher"
@@ -93,46 +108,68 @@ def targets(bench: dict[str, Any], p: ReportParams, metric: str = "accuracy",
         Target("teacher_score", f"{TEACHER} eval {m}", get(TEACHER, metric), p.min_teacher_score),
         Target("student_ratio", f"{rec} {m} / {twin_name} {m}", _ratio(get(recommended, metric),
                                                           get(twin, metric)),
-               p.min_student_ratio),
-        Target("speedup_same_runtime",
-               f"batch-1 p50 speed-up, same runtime and precision ({twin_name} / {rec})",
-               _ratio(get(twin, "latency_ms_p50"), get(recommended, "latency_ms_p50")),
+               p.min_student_ratio, paired=f"{recommended} vs {twin}"),
+        Target("speedup_same_runtime", f"end-to-end batch-1 p50 speed-up, same runtime and "
+               f"precision ({twin_name} / {rec})", _ratio(lat(twin), lat(recommended)),
                p.min_speedup_same_runtime),
-        Target("speedup_vs_torch_fp32", f"batch-1 p50 speed-up ({TEACHER} / {rec})",
-               _ratio(get(TEACHER, "latency_ms_p50"), get(recommended, "latency_ms_p50")),
-               p.min_speedup),
+        Target("speedup_vs_torch_fp32", f"end-to-end batch-1 p50 speed-up ({TEACHER} / {rec})",
+               _ratio(lat(TEACHER), lat(recommended)), p.min_speedup),
         Target("size_ratio", f"size reduction ({TEACHER} MB / {rec} MB)",
                _ratio(get(TEACHER, "size_mb"), get(recommended, "size_mb")), p.min_size_ratio),
-        Target("fused_latency_ratio", f"fused int8 latency ({INT8} / {INT8_PLAIN})",
+        Target("fused_latency_ratio", f"fused int8 model-only latency ({INT8} / {INT8_PLAIN})",
                _ratio(get(INT8, "latency_ms_p50"), get(INT8_PLAIN, "latency_ms_p50")),
                p.max_fused_latency_ratio, higher_is_better=False),
         Target("fused_score_drop", f"fused int8 {m} loss ({INT8_PLAIN} - {INT8})",
                None if None in diff else diff[0] - diff[1], p.max_fused_score_drop,
-               higher_is_better=False),
-        Target("pruned_speedup", f"structured pruning speed-up ({UNPRUNED} / {PRUNED} p50)",
+               higher_is_better=False, paired=f"{INT8_PLAIN} vs {INT8}"),
+        Target("pruned_speedup", f"structured pruning model-only speed-up ({UNPRUNED} / "
+               f"{PRUNED} p50)",
                _ratio(get(UNPRUNED, "latency_ms_p50"), get(PRUNED, "latency_ms_p50")),
                p.min_pruned_speedup),
         Target("pruned_score_drop", f"structured pruning {m} loss ({UNPRUNED} - {PRUNED})",
                None if None in drop else drop[0] - drop[1], p.max_pruned_score_drop,
-               higher_is_better=False),
+               higher_is_better=False, paired=f"{UNPRUNED} vs {PRUNED}"),
     ]
 
 
-def _variants_table(bench: dict[str, Any], recommended: str | None) -> list[str]:
-    lines = ["| variant | provider | accuracy | macro-F1 | latency p50 (ms) | latency p95 (ms) "
-             "| throughput (ex/s) | size (MB) | params (M) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+def _with_interval(value: float, interval: list[float] | None) -> str:
+    return f"{value:.4f}" if not interval else \
+        f"{value:.4f} [{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
+def _ms(row: dict[str, Any], key: str) -> str:
+    return f"{row[key]:.2f}" if row.get(key) is not None else "–"
+
+
+def _variants_table(bench: dict[str, Any], recommended: str | None,
+                    scores: dict[str, Any] | None = None) -> list[str]:
+    lines = ["| variant | provider | accuracy [95% CI] | macro-F1 [95% CI] "
+             "| end-to-end p50 (ms) | model p50 (ms) | model p95 (ms) | throughput (ex/s) "
+             "| size (MB) | params (M) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows = variants(bench)
     order = ([recommended] if recommended else []) + [n for n in rows if n != recommended]
     for name in order:
-        r = rows[name]
+        r, ci = rows[name], (scores or {}).get(name, {})
         label = f"**{name}** (recommended)" if name == recommended else name
         lines.append(
-            f"| {label} | {r['provider']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} "
-            f"| {r['latency_ms_p50']:.2f} | {r['latency_ms_p95']:.2f} "
-            f"| {r['throughput_per_s']:.0f} | {r['size_mb']:.1f} | {r['n_params'] / 1e6:.2f} |"
+            f"| {label} | {r['provider']} | {_with_interval(r['accuracy'], ci.get('accuracy'))} "
+            f"| {_with_interval(r['macro_f1'], ci.get('macro_f1'))} "
+            f"| {_ms(r, 'e2e_latency_ms_p50')} | {r['latency_ms_p50']:.2f} "
+            f"| {r['latency_ms_p95']:.2f} | {r['throughput_per_s']:.0f} | {r['size_mb']:.1f} "
+            f"| {r['n_params'] / 1e6:.2f} |"
         )
     return lines
+
+
+def paired_cell(t: Target, paired: dict[str, Any] | None) -> str:
+    """The paired 95% interval of a score-difference target, or "" when it has none."""
+    d = (paired or {}).get(t.paired or "")
+    if not d:
+        return ""
+    lo, hi = d["ci95"]
+    verdict = "" if d["distinguishable"] else "; not distinguishable"
+    return f"{d['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]{verdict}"
 
 
 def _classes(classes: dict[str, dict[str, dict[str, float]]]) -> list[str]:
@@ -148,8 +185,27 @@ def _classes(classes: dict[str, dict[str, dict[str, float]]]) -> list[str]:
     return lines
 
 
+def _against_baselines(bench: dict[str, Any], metric: str, recommended: str,
+                       paired: dict[str, Any] | None) -> str | None:
+    """The recommended model against the best baseline: scores, paired interval, speed."""
+    rows = variants(bench)
+    base = {k: v for k, v in rows.items() if k.startswith("baseline")}
+    if not base:
+        return None
+    best = max(base, key=lambda k: base[k][metric])
+    r, b, m = rows[recommended], base[best], METRIC_NAMES[metric]
+    d = (paired or {}).get(f"{recommended} vs {best}")
+    gap = f"{r[metric] - b[metric]:+.4f} {m}"
+    if d:
+        lo, hi = d["ci95"]
+        gap += f" (paired 95% interval [{lo:+.4f}, {hi:+.4f}]" + \
+            ("" if d["distinguishable"] else "; not distinguishable") + ")"
+    return (f"Against the best baseline `{best}` ({m} {b[metric]:.4f}, {latency(b):.2f} ms end "
+            f"to end): {gap}, {latency(b) / latency(r):.1f}x faster.")
+
+
 def _headline(bench: dict[str, Any], p: ReportParams, metric: str,
-              recommended: str | None) -> list[str]:
+              recommended: str | None, paired: dict[str, Any] | None = None) -> list[str]:
     limits = ", ".join(f"{name} <= {v:g} {unit}" for name, v, unit in (
         ("latency", p.max_latency_ms, "ms"), ("size", p.max_size_mb, "MB")) if v is not None)
     limits = f" (limits in `report.*`: {limits})" if limits else ""
@@ -160,20 +216,20 @@ def _headline(bench: dict[str, Any], p: ReportParams, metric: str,
     r, twin = rows[recommended], counterpart(recommended)
     m = METRIC_NAMES[metric]
     out = [f"**Recommended: `{recommended}`**{limits}: eval {m} {r[metric]:.4f}, batch-1 p50 "
-           f"{r['latency_ms_p50']:.2f} ms, {r['size_mb']:.1f} MB, "
-           f"{r['n_params'] / 1e6:.2f}M parameters."]
-    if twin in rows:
-        t = rows[twin]
-        out.append(f"Against `{twin}` (same runtime and precision): "
-                   f"{t['latency_ms_p50'] / r['latency_ms_p50']:.1f}x faster, "
+           f"{latency(r):.2f} ms end to end ({r['latency_ms_p50']:.2f} ms model only), "
+           f"{r['size_mb']:.1f} MB, {r['n_params'] / 1e6:.2f}M parameters."]
+    for other, how in ((twin, "same runtime and precision"),
+                       (TEACHER, "runtime switch included")):
+        if other not in rows or (other == TEACHER and twin == TEACHER):
+            continue
+        t = rows[other]
+        out.append(f"Against `{other}` ({how}): {latency(t) / latency(r):.1f}x faster end to "
+                   f"end ({t['latency_ms_p50'] / r['latency_ms_p50']:.1f}x model only), "
                    f"{t['size_mb'] / r['size_mb']:.1f}x smaller, {r[metric] / t[metric]:.3f} "
                    f"of its {m}.")
-    if TEACHER in rows and twin != TEACHER:
-        t = rows[TEACHER]
-        out.append(f"Against `{TEACHER}` (runtime switch included): "
-                   f"{t['latency_ms_p50'] / r['latency_ms_p50']:.1f}x faster, "
-                   f"{t['size_mb'] / r['size_mb']:.1f}x smaller, {r[metric] / t[metric]:.3f} "
-                   f"of its {m}.")
+    line = _against_baselines(bench, metric, recommended, paired)
+    if line:
+        out.append(line)
     return [" ".join(out), ""]
 
 
@@ -223,7 +279,8 @@ def bottleneck(bench: dict[str, Any], stage_metrics: dict[str, dict[str, Any]],
     if teacher is None:
         return []
     m = METRIC_NAMES[metric]
-    students = {k: v[metric] for k, v in rows.items() if not k.startswith("teacher")}
+    students = {k: v[metric] for k, v in rows.items()
+                if not k.startswith(("teacher", "baseline"))}
     best = max(students, key=students.get) if students else None
     findings = []
     if teacher < p.min_teacher_score:
@@ -274,9 +331,10 @@ def _names(names: list[Any], shown: int = 8) -> str:
 
 def markdown(bench: dict[str, Any], stage_metrics: dict[str, dict[str, Any]],
              p: ReportParams, metric: str = "accuracy",
-             classes: dict[str, Any] | None = None, recommended: str | None = None) -> str:
+             classes: dict[str, Any] | None = None, recommended: str | None = None,
+             ints: dict[str, Any] | None = None) -> str:
     """Recommendation, results table, targets, per-class scores and stage durations as one
-    Markdown document."""
+    Markdown document; ``ints``: the benchmark's intervals (``scores``, ``paired``)."""
     prep = stage_metrics.get("prepare", {})
     names = prep.get("label_names") or list((classes or {}).get("teacher", {}))
     lines = bottleneck(bench, stage_metrics, p, metric)
@@ -287,25 +345,32 @@ def markdown(bench: dict[str, Any], stage_metrics: dict[str, dict[str, Any]],
                   f"{prep.get('transfer_count', '?')} transfer / {prep.get('eval_count', '?')} "
                   f"eval examples{'; sentence pairs' if prep.get('pair') else ''}. "
                   f"Selection metric (`task.metric`): {METRIC_NAMES[metric]}.", ""]
-    lines += _headline(bench, p, metric, recommended)
+    lines += _headline(bench, p, metric, recommended, (ints or {}).get("paired"))
     threads = bench.get("threads")
     lines += ["## Variants", ""]
     if threads:
         lines += ["Threads: " + ", ".join(f"{k} {v}" for k, v in threads.items())
                   + f"; {bench.get('rounds', '?')} interleaved rounds, p50 = median of the "
-                  "round medians.", ""]
-    lines += _variants_table(bench, recommended)
+                  "round medians. End to end = text in, label out (tokenisation included: "
+                  "`tokenizers` for ONNX files as the Space serves them, the transformers "
+                  "tokenizer for torch); model = the forward pass on token ids. Intervals: "
+                  "95% bootstrap over the eval examples.", ""]
+    lines += _variants_table(bench, recommended, (ints or {}).get("scores"))
     skipped = bench.get("skipped_providers") or {}
     if skipped:
         lines += ["", "Skipped execution providers: "
                   + "; ".join(f"`{k}`: {v}" for k, v in skipped.items())]
-    lines += ["", "## Targets", "", "| target | measured | required | met |",
-              "|---|---:|---:|---|"]
+    lines += ["", "## Targets", "", "Score differences come with their paired 95% bootstrap "
+              f"interval ({METRIC_NAMES[metric]}, first minus second model, same eval "
+              "examples); \"not distinguishable\" where it holds 0.", "",
+              "| target | measured | required | met | paired difference [95% CI] |",
+              "|---|---:|---:|---|---|"]
     for t in targets(bench, p, metric, recommended):
         op = ">=" if t.higher_is_better else "<="
         value, met = ("n/a", "n/a (not measured)") if t.measured is None else \
             (f"{t.measured:.3f}", "yes" if t.met else "NO")
-        lines.append(f"| {t.name} | {value} | {op} {t.required} | {met} |")
+        cell = paired_cell(t, (ints or {}).get("paired"))
+        lines.append(f"| {t.name} | {value} | {op} {t.required} | {met} | {cell} |")
     teacher = _generic_vs_specialised(stage_metrics.get("hpo", {}))
     if teacher:
         lines += ["", *teacher[:-1]]

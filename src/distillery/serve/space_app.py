@@ -76,6 +76,37 @@ def prediction(logits: np.ndarray, labels: Sequence[str], ms: float, tokens: int
                       ms, tokens, tokens > max_length)
 
 
+class Encoder:
+    """Text (and pair) -> ``(1, T)`` int64 feeds of a session's ``inputs``, tokenised with the
+    ``tokenizers`` library as the pipeline does (special tokens added, longest-first truncation
+    to ``max_length``), once per call; also returns the token count before truncation (a
+    text that was cut is tokenised a second time, untruncated, to count it).
+
+    Each of its two tokenizers keeps its settings for life, so one encoder can serve
+    concurrent calls.
+    """
+
+    def __init__(self, tokenizer: str | Path, max_length: int, inputs: Sequence[str]) -> None:
+        from tokenizers import Tokenizer
+
+        self.full = Tokenizer.from_file(str(tokenizer))
+        self.full.no_padding()
+        self.full.no_truncation()
+        self.truncating = Tokenizer.from_file(str(tokenizer))
+        self.truncating.no_padding()
+        self.truncating.enable_truncation(max_length, strategy="longest_first")
+        self.inputs = list(inputs)
+        self.max_length = max_length
+
+    def __call__(self, text: str, pair: str | None = None) -> tuple[dict[str, np.ndarray], int]:
+        enc = self.truncating.encode(text, pair)
+        tokens = len(self.full.encode(text, pair).ids) if enc.overflowing else len(enc.ids)
+        arrays = {"input_ids": enc.ids, "attention_mask": enc.attention_mask,
+                  "token_type_ids": enc.type_ids}
+        feeds = {k: np.asarray([arrays[k]], dtype=np.int64) for k in self.inputs}
+        return feeds, tokens
+
+
 class OnnxClassifier:
     """An exported Distillery model: an ONNX file with its labels, input names, ``max_length``
     and ``sentence_pair`` in the metadata, and the ``tokenizer.json`` it was trained with.
@@ -87,7 +118,6 @@ class OnnxClassifier:
     def __init__(self, model: str | Path, tokenizer: str | Path, name: str | None = None,
                  threads: int = 0) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         for path, what in ((model, "model"), (tokenizer, "tokenizer")):
             if not Path(path).is_file():
@@ -109,23 +139,8 @@ class OnnxClassifier:
                             f"{size_mb:.1f} MB")
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.tokenizer_path = Path(tokenizer)
-        self.tokenizer = Tokenizer.from_file(str(tokenizer))
-        self.tokenizer.no_padding()
-        self.tokenizer.no_truncation()
+        self.encode = Encoder(tokenizer, self.max_length, self.inputs)
         warm_up(self)
-
-    def encode(self, text: str, pair: str | None = None) -> tuple[dict[str, np.ndarray], int]:
-        """Feeds ``(1, T)`` for the session, and the token count before truncation."""
-        full = self.tokenizer.encode(text, pair)
-        self.tokenizer.enable_truncation(self.max_length, strategy="longest_first")
-        try:
-            enc = self.tokenizer.encode(text, pair)
-        finally:
-            self.tokenizer.no_truncation()
-        arrays = {"input_ids": enc.ids, "attention_mask": enc.attention_mask,
-                  "token_type_ids": enc.type_ids}
-        feeds = {k: np.asarray([arrays[k]], dtype=np.int64) for k in self.inputs}
-        return feeds, len(full.ids)
 
     def predict(self, text: str, pair: str | None = None) -> Prediction:
         feeds, tokens = self.encode(text, pair)

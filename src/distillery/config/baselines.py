@@ -1,0 +1,37 @@
+"""The ``baselines:`` section of ``params.yaml`` (one typed, validated dataclass)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from distillery.config.base import positive
+
+BaselineKind = Literal["tfidf"]
+
+
+@dataclass
+class BaselinesParams:
+    """Cheap baselines benchmarked beside the students (stage ``baselines``)."""
+
+    kinds: list[BaselineKind] = field(default_factory=lambda: ["tfidf"])
+    """Baselines to train; ``[]`` = none."""
+    tfidf_word_ngrams: list[int] = field(default_factory=lambda: [1, 2])
+    """Word n-gram range ``[min, max]`` of the TF-IDF baseline."""
+    tfidf_char_ngrams: list[int] = field(default_factory=lambda: [2, 5])
+    """Character n-gram range (within word boundaries) of the TF-IDF baseline."""
+    tfidf_min_df: int = 1
+    """Ignore n-grams in fewer training texts than this."""
+    tfidf_c: list[float] = field(default_factory=lambda: [1.0, 3.0, 10.0, 30.0])
+    """Inverse regularisation strengths of the logistic regression tried; the best on val
+    is kept."""
+
+    def check(self) -> list[str]:
+        out = positive(self, "tfidf_min_df")
+        for key in ("tfidf_word_ngrams", "tfidf_char_ngrams"):
+            r = getattr(self, key)
+            if len(r) != 2 or not 1 <= r[0] <= r[1]:
+                out.append(f"{key}: got {r}, expected [min, max] with 1 <= min <= max")
+        if not self.tfidf_c or any(not 0 < c < float("inf") for c in self.tfidf_c):
+            out.append(f"tfidf_c: got {self.tfidf_c}, expected positive finite values")
+        return out

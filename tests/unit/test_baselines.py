@@ -1,0 +1,50 @@
+"""Baselines: TF-IDF + logistic regression learns a tiny task, picks its C on val, and comes
+back from disk (JSON + safetensors, no pickle) with identical logits; bad params and unknown
+kinds end in one message."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from distillery import baselines
+from distillery.baselines import tfidf
+from distillery.config.baselines import BaselinesParams
+from distillery.core.io import UserError
+from distillery.measure import evaluate
+from tests.conftest import make_pairs, make_sentences
+
+
+@pytest.mark.parametrize("maker", [make_sentences, make_pairs], ids=["single", "pairs"])
+def test_tfidf_learns_and_round_trips(tmp_path, maker):
+    train, val, dev = maker(200, seed=0), maker(40, seed=1), maker(60, seed=2)
+    names = [str(i) for i in range(max(train.labels) + 1)]
+    p = BaselinesParams(tfidf_c=[0.1, 10.0])
+    model, facts = tfidf.train(train, val, names, p, "accuracy")
+    logits = model.logits(dev.texts, dev.pairs)
+    assert logits.shape == (len(dev), len(names))
+    assert evaluate.accuracy(logits, dev.labels) > 0.8  # the tiny tasks are keyword tasks
+    assert facts["C"] in (0.1, 10.0) and facts["features"] > 0
+    model.save(tmp_path / "tfidf")
+    assert sorted(f.name for f in (tmp_path / "tfidf").iterdir()) == [
+        "baseline.json", "vocabulary.json", "weights.safetensors"]
+    back = baselines.load(tmp_path / "tfidf")
+    np.testing.assert_allclose(back.logits(dev.texts, dev.pairs), logits, rtol=1e-6, atol=1e-6)
+    assert back.labels == names and back.n_params == model.n_params
+
+
+def test_two_class_logits_argmax_is_the_predicted_class():
+    train = make_sentences(100, seed=0)
+    model, _ = tfidf.train(train, make_sentences(20, seed=1), ["neg", "pos"],
+                           BaselinesParams(tfidf_c=[1.0]), "accuracy")
+    x = model.features(train.texts)
+    np.testing.assert_array_equal(model.logits(train.texts).argmax(-1),
+                                  model.clf.predict(x))
+
+
+def test_unknown_kind_and_bad_params():
+    with pytest.raises(UserError, match="unknown baseline 'bow'; available: tfidf"):
+        baselines.KINDS.lookup("bow")
+    problems = BaselinesParams(tfidf_word_ngrams=[2, 1], tfidf_c=[0.0, float("inf")]).check()
+    assert any("tfidf_word_ngrams: got [2, 1]" in x for x in problems)
+    assert any("tfidf_c:" in x for x in problems)
