@@ -18,10 +18,13 @@ Latency twice, side by side in the same rounds: the model alone (token ids in, l
 and end to end (text in, label out, tokenisation included: ``tokenizers`` for ONNX files as
 the Space serves them, the transformers tokenizer for torch), on the CPU providers.
 
-Timing is apples to apples: ``benchmark.threads`` intra-op threads for torch and ONNX Runtime
-alike (the counts actually used are recorded), and all variants of a provider are timed in
-``benchmark.rounds`` interleaved rounds (round-robin, p50 = median of the round medians), so
-machine drift spreads over every variant.
+Timing is apples to apples: no variant is slowed by the threads of the one timed before it
+(ONNX Runtime sessions without thread spinning; a short pause and untimed calls open each
+variant's turn, see :func:`distillery.measure.bench.measure_interleaved`);
+``benchmark.threads`` intra-op threads for torch and ONNX Runtime alike (the counts actually
+used are recorded), and all variants of a provider are timed in ``benchmark.rounds``
+interleaved rounds (round-robin, p50 = median of the round medians), so machine drift spreads
+over every variant.
 
 Deps: ``--data``, ``--teacher``, ``--student``, ``--onnx``, ``--baselines`` (each trained
 baseline is a variant ``baseline-<kind>``, provider ``sklearn``, raw text in: its latency is

@@ -59,7 +59,8 @@ def test_measure_interleaved_rotates_rounds_and_takes_the_median_of_rounds(monke
             cost = float(feeds["cost_ms"][0])
             if len(feeds["cost_ms"]) == 1 and name == "b":
                 singles_of_b.append(1)
-                if len(singles_of_b) == 1 + 5:  # after warm-up, b's 5th timed call is slow
+                # warm-up 1, then per round 2 untimed + 2 timed: call 8 opens round 2's timing
+                if len(singles_of_b) == 8:
                     cost = slow_cost
             clock.now += cost / 1e3
         return run
@@ -74,8 +75,10 @@ def test_measure_interleaved_rotates_rounds_and_takes_the_median_of_rounds(monke
     assert t["b"].latency_ms_p95 > 10.0  # the slow call is in the tail
     assert t["a"].throughput_per_s == pytest.approx(4 / 0.002)
     timed = order[4:]  # after 1 + 1 warm-up calls per variant
-    rounds = [timed[i:i + 6] for i in range(0, len(timed), 6)]  # 2 singles + 1 batch, x2
+    # per variant and round: 2 untimed (bench.SETTLE) + 2 timed singles + 1 batch
+    rounds = [timed[i:i + 10] for i in range(0, len(timed), 10)]
     assert [r[0] for r in rounds] == ["a", "b", "a"]  # the order rotates every round
+    assert rounds[0][:5] == ["a"] * 5 and bench.SETTLE == 2
 
 
 def test_measure_on_the_tiny_model(tiny_model, tiny_tokenizer):

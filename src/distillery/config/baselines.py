@@ -22,7 +22,7 @@ class BaselinesParams:
     """Character n-gram range (within word boundaries) of the TF-IDF baseline."""
     tfidf_min_df: int = 1
     """Ignore n-grams in fewer training texts than this."""
-    tfidf_c: list[float] = field(default_factory=lambda: [1.0, 3.0, 10.0, 30.0])
+    tfidf_c: list[float] = field(default_factory=lambda: [1.0, 3.0, 10.0, 30.0, 100.0])
     """Inverse regularisation strengths of the logistic regression tried; the best on val
     is kept."""
 

@@ -66,6 +66,14 @@ def measure(
     )
 
 
+SETTLE = 2
+"""Untimed calls at the start of each variant's turn in a round of
+:func:`measure_interleaved` (caches)."""
+IDLE_S = 0.005
+"""Pause before each variant's turn: the threads of the variant timed before go idle (torch's
+OpenMP threads spin for a fraction of a millisecond after each call)."""
+
+
 def measure_interleaved(
     runs: dict[str, Callable[[dict[str, np.ndarray]], object]],
     singles: list[dict[str, np.ndarray]],
@@ -84,7 +92,8 @@ def measure_interleaved(
     ``batch`` is None is timed at batch 1 only.
 
     Every variant is warmed up, then each round times every variant in turn (the order
-    rotates from round to round) for ``repeats // rounds`` batch-1 calls and
+    rotates from round to round; :data:`SETTLE` untimed calls open each turn) for
+    ``repeats // rounds`` batch-1 calls and
     ``throughput_batches // rounds`` batched calls, so slow drift of the machine (another
     process, thermal throttling) lands on all variants alike instead of on whichever runs last.
 
@@ -107,6 +116,10 @@ def measure_interleaved(
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
             one, many = feeds_of[name]
+            # the variant timed before leaves its threads spinning and its weights in cache:
+            # a pause, then untimed calls, so that this one pays for neither
+            time.sleep(IDLE_S)
+            time_calls(lambda i: runs[name](one[(r + i) % len(one)]), SETTLE, 0)
             lat[name].append(time_calls(
                 lambda i: runs[name](one[(r * per_round + i) % len(one)]), 0, per_round))
             if many is not None:
@@ -216,16 +229,22 @@ def _provider_starts(name: str) -> bool:
     return name in sess.get_providers()
 
 
-def ort_session(path: str, provider: str, threads: int = 0):
+def ort_session(path: str, provider: str, threads: int = 0, spinning: bool = True):
     """An ONNX Runtime session pinned to one provider (CPU as fallback for unsupported ops).
 
     ``threads``: intra-op threads (0 = ONNX Runtime's default, one per physical core); the
-    inter-op pool is one thread, as torch runs these sequential graphs.
+    inter-op pool is one thread, as torch runs these sequential graphs. ``spinning``: whether
+    idle intra-op threads busy-wait for the next call (ONNX Runtime's default). Sessions timed
+    side by side in one process turn it off: the threads of the session timed before keep
+    spinning and slow the next one (the int8 teacher measured here 0.83 ms alone, 1.31 ms right
+    after the fp32 teacher's calls), so each call is timed as a request reaching an idle
+    server.
     """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3

@@ -167,7 +167,7 @@ def _score(variant, base, path, meta, provider, dev, tok, t_tok, torch_models, d
         res.skipped_variants[variant] = "fp16 runs on GPU providers only"
         return None
     elif provider == "cpu":
-        sess = bench.ort_session(str(path), provider, threads)
+        sess = bench.ort_session(str(path), provider, threads, spinning=False)
         res.threads.setdefault("onnxruntime", sess.get_session_options().intra_op_num_threads)
         # batch 1, as timed and as served: dynamic int8 quantises activations with one scale
         # per batch, so a padded batch of 64 scores differently
