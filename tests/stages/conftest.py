@@ -35,6 +35,7 @@ def tiny_params(teacher_dir: Path, source: Path, **data) -> dict:
                     full_lr=[5e-3, 2e-2], head_lr=[5e-3, 2e-2], rank=[2, 4], alpha=[4, 8],
                     target_modules=None)
     p["distill"].update(epochs=6.0, lr=5e-3)
+    p["baselines"].update(static_dims=8, static_epochs=2.0)
     p["compress"].update(recovery_steps=10, lr=5e-3, importance_batches=2, hidden_weight=1.0)
     p["export"].update(int8_max_rel_diff=10.0, calibration_examples=16, vocab_extra=2)
     p["benchmark"].update(warmup=1, repeats=4, rounds=2, batch_size=4, throughput_batches=2)

@@ -43,7 +43,8 @@ def _prepare(pair: bool) -> None:
 
 
 def _baselines(pair: bool) -> None:
-    load_stage("baselines").main(["--data", "prep", "--out", "models/baselines", "--metrics",
+    load_stage("baselines").main(["--data", "prep", "--teacher", "models/teacher", "--logits",
+                                  "logits", "--out", "models/baselines", "--metrics",
                                   "m/baselines.json"])
 
 
@@ -117,7 +118,7 @@ def _space(pair: bool) -> None:
 
 
 STEPS = {name: globals()[f"_{name}"] for name in (
-    "data", "prepare", "baselines", "hpo", "label", "nas", "distill", "compress", "export",
+    "data", "prepare", "hpo", "label", "baselines", "nas", "distill", "compress", "export",
     "benchmark", "report", "space")}
 
 
@@ -170,13 +171,17 @@ def test_prepare(chain):
 
 
 def test_baselines(chain):
-    """A TF-IDF model per dataset, saved without pickle, scored as the benchmark scores it."""
+    """A TF-IDF model and a static student (model2vec of the tiny teacher, trained on its
+    logits, int8 ONNX) per dataset, saved without pickle."""
     chain.run("baselines")
     m = metrics("m/baselines.json")
-    assert m["tfidf"]["C"] in (1.0, 3.0, 10.0, 30.0) and m["tfidf"]["features"] > 0
+    assert m["tfidf"]["C"] in (1.0, 3.0, 10.0, 30.0, 100.0) and m["tfidf"]["features"] > 0
     assert 0 <= m["tfidf"]["eval_accuracy"] <= 1
     assert files("models/baselines/tfidf") == {"baseline.json", "vocabulary.json",
                                                "weights.safetensors"}
+    assert files("models/baselines/static") == {"baseline.json", "model.onnx",
+                                                "tokenizer.json"}
+    assert m["static"]["dims"] == 8 and 0 <= m["static"]["eval_accuracy"] <= 1
 
 
 def test_hpo(chain):
@@ -346,6 +351,7 @@ def test_benchmark(chain):
         assert m[name]["accuracy"] >= floor, (name, m[name])  # quantised models still work
     assert abs(m["student-onnx-int8"]["accuracy"] - m["student-onnx-fp32"]["accuracy"]) <= 0.1
     assert m["skipped_variants"] == {"student-onnx-fp16": "fp16 runs on GPU providers only"}
+    assert m["baseline-static"]["provider"] == "cpu"  # ONNX Runtime, one thread
     tfidf = m["baseline-tfidf"]
     assert tfidf["provider"] == "sklearn"
     assert tfidf["accuracy"] == metrics("m/baselines.json")["tfidf"]["eval_accuracy"]

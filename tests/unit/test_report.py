@@ -247,3 +247,6 @@ def test_baselines_are_compared_never_recommended():
     assert ("Against the best baseline `baseline-tfidf` (accuracy 0.9000, 1.50 ms end to end): "
             "-0.0800 accuracy (paired 95% interval [-0.1100, -0.0500]), 6.0x faster.") in text
     assert report.bottleneck(b, {}, P) == []  # a baseline above the teacher is not a student
+    b["baseline-tfidf"]["latency_ms_p50"] = 0.05
+    assert "-0.0800 accuracy (paired 95% interval [-0.1100, -0.0500]), 5.0x slower." in \
+        report.markdown(b, {}, P, recommended=rec, ints=ints)

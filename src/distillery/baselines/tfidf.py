@@ -19,9 +19,8 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from distillery.baselines.base import META
+from distillery.baselines.base import META, Context
 from distillery.config.baselines import BaselinesParams
-from distillery.data.prepared import Split
 from distillery.measure import evaluate
 
 logger = logging.getLogger(__name__)
@@ -50,6 +49,7 @@ class TfidfClassifier:
                  clf: LogisticRegression, labels: list[str], settings: dict) -> None:
         self.word, self.char, self.clf = word, char, clf
         self.labels, self.settings = labels, settings
+        self.provider = "sklearn"
 
     def features(self, texts: list[str], pairs: list[str] | None = None) -> sparse.csr_matrix:
         docs = joined(texts, pairs)
@@ -100,9 +100,11 @@ def load(folder: Path) -> TfidfClassifier:
                                                              if k not in ("kind", "labels")})
 
 
-def train(train_split: Split, val: Split, names: list[str], p: BaselinesParams,
-          metric: str) -> tuple[TfidfClassifier, dict]:
-    """Fit on ``train_split`` for each ``C`` of ``p.tfidf_c``; keep the best on ``val``."""
+def train(ctx: Context, p: BaselinesParams) -> tuple[TfidfClassifier, dict]:
+    """Fit on the labelled train split (gold labels) for each ``C`` of ``p.tfidf_c``; keep
+    the best on val and save it in ``ctx.out / "tfidf"``."""
+    train_split, val, names, metric = ctx.splits["train"], ctx.splits["val"], ctx.names, \
+        ctx.metric
     docs = joined(train_split.texts, train_split.pairs)
     word, char = _vectorisers(p)
     x = sparse.hstack([word.fit_transform(docs), char.fit_transform(docs)], format="csr")
@@ -117,5 +119,6 @@ def train(train_split: Split, val: Split, names: list[str], p: BaselinesParams,
             best = model
     facts = {"features": int(x.shape[1]), "C": best.settings["C"],
              "val_score": round(scores[best.settings["C"]], 6)}
+    best.save(ctx.out / KIND)
     return best, facts
 

@@ -229,7 +229,7 @@ def run(dev: Split, teacher: str, student: str, onnx_dir: str, providers: list[s
                 **{k: round(v, 6) for k, v in evaluate.scores(res.logits[variant],
                                                                dev.labels).items()},
                 "size_mb": round(loading.dir_size_mb(folder), 3), "n_params": model.n_params,
-                "provider": "sklearn"}
+                "provider": model.provider}
         logger.info("timing %d runs on %s in %d interleaved rounds (model only and end to "
                     "end)", len(runs), provider, p.rounds)
         feeds = {v: raw if v.endswith(E2E) else (raw[0], raw_batch) if v.startswith("baseline")

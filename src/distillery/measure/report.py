@@ -200,8 +200,10 @@ def _against_baselines(bench: dict[str, Any], metric: str, recommended: str,
         lo, hi = d["ci95"]
         gap += f" (paired 95% interval [{lo:+.4f}, {hi:+.4f}]" + \
             ("" if d["distinguishable"] else "; not distinguishable") + ")"
+    speed = latency(b) / latency(r)
+    pace = f"{speed:.1f}x faster" if speed >= 1 else f"{1 / speed:.1f}x slower"
     return (f"Against the best baseline `{best}` ({m} {b[metric]:.4f}, {latency(b):.2f} ms end "
-            f"to end): {gap}, {latency(b) / latency(r):.1f}x faster.")
+            f"to end): {gap}, {pace}.")
 
 
 def _headline(bench: dict[str, Any], p: ReportParams, metric: str,
