@@ -38,9 +38,10 @@ from distillery.core.io import (
     write_json,
 )
 from distillery.data.prepared import concat, load_prepared
-from distillery.distill import losses, teacher_logits
+from distillery.distill import student as student_mod
+from distillery.distill import teacher_logits
 from distillery.measure import curves, evaluate
-from distillery.modeling import families, loading, training
+from distillery.modeling import loading
 
 logger = logging.getLogger("stages.distill")
 
@@ -59,28 +60,15 @@ def main(argv: list[str] | None = None) -> None:
     teacher = loading.load_classifier(args.teacher)
     base, tok = (teacher, loading.load_tokenizer(args.teacher)) if base_spec == args.teacher \
         else (loading.load_classifier(base_spec, names), loading.load_tokenizer(base_spec))
-    init = p.student_init != "random"
     device = resolve_device(tp.device)
     corpus = concat(train, transfer)
     t_logits = teacher_logits.load_many(args.logits, splits, "train", "transfer")
-    with Timer() as timer:
-        student = families.build_student(genome, base, init=init).to(device)
-        if init and genome["hidden_size"] == base.config.hidden_size:
-            loading.freeze_word_embeddings(student)
-        cfg = training.TrainConfig(lr=p.lr, batch_size=p.batch_size, max_length=tp.max_length,
-                                   epochs=p.epochs, seed=p.seed)
-        impl = student.config._attn_implementation
-        hidden_w, attention_w = losses.layer_wise_weights(p.hidden_weight, p.attention_weight,
-                                                          p.student_init)
-        layer_wise = hidden_w > 0 or attention_w > 0
-        loss = losses.DistillLoss(t_logits, p.alpha, p.temperature,
-                                  teacher.to(device) if layer_wise else None, student,
-                                  hidden_w, attention_w)
-        with curves.Curve(args.curves, val, tok, tp.max_length, metric,
-                          cfg.total_steps(len(corpus))) as curve:
-            step_losses = training.train(student, corpus, tok, cfg, loss, desc="distill",
-                                         on_step=curve)
-        student.set_attn_implementation(impl)  # attention KD switched it to eager
+    steps = student_mod.train_config(p, tp.max_length).total_steps(len(corpus))
+    with Timer() as timer, curves.Curve(args.curves, val, tok, tp.max_length, metric,
+                                        steps) as curve:
+        student, step_losses, layer_wise = student_mod.distil(
+            genome, teacher, base, tok, corpus, t_logits, p, tp.max_length, device,
+            on_step=curve)
     s_dev = evaluate.predict_logits(student, dev, tok, tp.max_length)
     t_dev = teacher_logits.load(args.logits, "eval", dev)
     with atomic_path(args.out) as tmp:

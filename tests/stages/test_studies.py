@@ -1,5 +1,6 @@
-"""The opt-in studies' stages on tiny params: HPO table -> sampler comparison, and proxy
-calibration, checking their outputs and that their numbers are consistent."""
+"""The opt-in studies' stages on tiny params: HPO table -> sampler comparison, proxy
+calibration and the KD ablation, checking their outputs and that their numbers are
+consistent."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ STUDY_PARAMS = {
                     # its own space, unlike the pipeline's (1-2 layers, FFN 16 or 37)
                     "search_space": {"num_hidden_layers": [1], "hidden_size": [16, 32],
                                      "num_attention_heads": [2, 4], "intermediate_size": [24]}},
+    "kd_study": {"variants": ["no_kd", "logits", "layer_wise"], "seeds": [0, 1], "epochs": 1.0,
+                 "resamples": 200},
 }
 
 
@@ -74,3 +77,23 @@ def test_studies_on_tiny_params(stage_dir):
                                                            ("kd", 4)}
     assert all(-1 <= float(r["kendall_tau"]) <= 1 for r in tau)
     assert json.loads(Path("m/calib.json").read_text())["n_archs"] == 3
+
+    Path("arch.json").write_text(json.dumps({"genome": {
+        "num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2,
+        "intermediate_size": 24}}))
+    load_stage("kd_ablation", "studies/stages").main(
+        [*common, "--data", "prep", "--arch", "arch.json", "--teacher", "teacher", "--logits",
+         "logits", "--out", "r/kd.md", "--table", "p/kd.csv", "--png", "p/kd.png", "--metrics",
+         "m/kd.json"])
+    runs = _rows("p/kd.csv")
+    assert [(r["variant"], r["seed"]) for r in runs] == [
+        (v, s) for s in ("0", "1") for v in ("no_kd", "logits", "layer_wise")]
+    assert {r["layer_wise"] for r in runs if r["variant"] == "layer_wise"} == {"True"}
+    m = json.loads(Path("m/kd.json").read_text())
+    assert set(m["contrasts"]) == {"logits - no_kd", "layer_wise - no_kd", "layer_wise - logits"}
+    no_kd = [float(r["accuracy"]) for r in runs if r["variant"] == "no_kd"]
+    assert m["variants"]["no_kd"]["mean"] == round(sum(no_kd) / 2, 6)
+    for c in m["contrasts"].values():
+        assert c["ci95"][0] <= c["diff"] <= c["ci95"][1] or c["ci95"][0] == c["ci95"][1]
+    assert "| logits - no_kd |" in Path("r/kd.md").read_text()
+    assert Path("p/kd.png").stat().st_size > 0

@@ -37,7 +37,7 @@ def test_macro_f1_of_the_full_sample_is_sklearns():
     labels = rng.integers(0, 5, 300)
     preds = np.where(rng.random(300) < 0.6, labels, rng.integers(0, 4, 300))  # class 4 unpredicted
     full = np.arange(300)[None, :]
-    ours = intervals._scores(labels, preds, full, 5, "macro_f1")[0]
+    ours = intervals.resampled_scores(labels, preds, full, 5, "macro_f1")[0]
     assert ours == pytest.approx(evaluate.macro_f1(_logits(preds, 5), labels))
 
 

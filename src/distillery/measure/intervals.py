@@ -17,12 +17,12 @@ RESAMPLES = 1000
 LEVEL = 0.95
 
 
-def _indices(n: int, resamples: int, seed: int) -> np.ndarray:
+def indices(n: int, resamples: int, seed: int) -> np.ndarray:
     """``(B, n)`` row indices drawn with replacement (the same for every model scored)."""
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
-def _scores(labels: np.ndarray, preds: np.ndarray, idx: np.ndarray, n_classes: int,
+def resampled_scores(labels: np.ndarray, preds: np.ndarray, idx: np.ndarray, n_classes: int,
             metric: Metric) -> np.ndarray:
     """``metric`` on every resample: ``(B,)``. Macro-F1 averages all ``n_classes`` classes
     (an absent class counts 0), as :func:`distillery.measure.evaluate.macro_f1` does."""
@@ -40,7 +40,7 @@ def _scores(labels: np.ndarray, preds: np.ndarray, idx: np.ndarray, n_classes: i
     return f1.mean(axis=1)
 
 
-def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
     tail = (1 - level) / 2 * 100
     lo, hi = np.percentile(values, [tail, 100 - tail])
     return float(lo), float(hi)
@@ -50,8 +50,9 @@ def score_interval(logits: np.ndarray, labels, metric: Metric, resamples: int = 
                    seed: int = 0, level: float = LEVEL) -> tuple[float, float]:
     """Percentile bootstrap interval of ``metric`` for one model's ``(n, C)`` logits."""
     labels = np.asarray(labels)
-    idx = _indices(len(labels), resamples, seed)
-    return _interval(_scores(labels, logits.argmax(-1), idx, logits.shape[-1], metric), level)
+    idx = indices(len(labels), resamples, seed)
+    values = resampled_scores(labels, logits.argmax(-1), idx, logits.shape[-1], metric)
+    return percentile_interval(values, level)
 
 
 def paired_difference(logits_a: np.ndarray, logits_b: np.ndarray, labels, metric: Metric,
@@ -67,11 +68,12 @@ def paired_difference(logits_a: np.ndarray, logits_b: np.ndarray, labels, metric
         raise ValueError(f"paired scores need the same examples: {logits_a.shape}, "
                          f"{logits_b.shape}, {len(labels)} labels")
     c = logits_a.shape[-1]
-    idx = _indices(len(labels), resamples, seed)
+    idx = indices(len(labels), resamples, seed)
     full = np.arange(len(labels))[None, :]
     pa, pb = logits_a.argmax(-1), logits_b.argmax(-1)
-    diff = float(_scores(labels, pa, full, c, metric)[0] - _scores(labels, pb, full, c, metric)[0])
-    lo, hi = _interval(_scores(labels, pa, idx, c, metric) - _scores(labels, pb, idx, c, metric),
-                       level)
+    diff = float(resampled_scores(labels, pa, full, c, metric)[0]
+                 - resampled_scores(labels, pb, full, c, metric)[0])
+    lo, hi = percentile_interval(resampled_scores(labels, pa, idx, c, metric)
+                                 - resampled_scores(labels, pb, idx, c, metric), level)
     return {"diff": round(diff, 6), "ci95": [round(lo, 6), round(hi, 6)],
             "distinguishable": bool(lo > 0 or hi < 0)}

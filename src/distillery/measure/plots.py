@@ -188,3 +188,21 @@ def proxy_calibration(rows: list[dict[str, Any]], path: str | Path) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     _save(fig, path)
+
+
+def ablation(rows: list[dict[str, Any]], path: str | Path, metric: str = "accuracy") -> None:
+    """Score of every run of the KD ablation (one dot per seed), the mean of each variant as
+    a bar."""
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, v in enumerate(variants):
+        scores = [r[metric] for r in rows if r["variant"] == v]
+        ax.bar(i, np.mean(scores), color="tab:blue", alpha=0.3, width=0.6)
+        ax.scatter([i] * len(scores), scores, color="tab:blue", zorder=3)
+    ax.set_xticks(range(len(variants)), variants)
+    lo = min(r[metric] for r in rows)
+    hi = max(r[metric] for r in rows)
+    ax.set_ylim(lo - 0.02, hi + 0.01)
+    ax.set(ylabel=f"eval {LABELS[metric]}", title="What distillation buys (dots: seeds)")
+    ax.grid(alpha=0.3, axis="y")
+    _save(fig, path)

@@ -75,3 +75,27 @@ class ProxyStudyParams:
         out += [f"budgets: {b} must be > 0" for b in self.budgets if b <= 0]
         out += [f"proxies: {p!r} is not ce or kd" for p in self.proxies if p not in ("ce", "kd")]
         return out
+
+
+@dataclass
+class KdStudyParams:
+    """What distillation buys: the student trained without KD, with logits KD and with
+    logits + layer-wise KD, over several seeds (:mod:`distillery.studies.ablation`)."""
+
+    variants: list[str] = field(default_factory=lambda: ["no_kd", "logits", "layer_wise"])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    epochs: float = 2.0
+    """Passes over train + transfer per run (the pipeline's ``distill.epochs`` is 4: halved to
+    fit the study in about 20 minutes here)."""
+    resamples: int = 1000
+    """Bootstrap resamples of the eval examples for the contrasts' intervals."""
+
+    def check(self) -> list[str]:
+        from distillery.studies.ablation import VARIANTS
+
+        out = positive(self, "epochs", "resamples")
+        out += [f"variants: {v!r} is not one of {', '.join(VARIANTS)}"
+                for v in self.variants if v not in VARIANTS]
+        if len(self.seeds) < 2:
+            out.append(f"seeds: got {self.seeds}, a spread needs 2 or more")
+        return out
