@@ -22,7 +22,7 @@ from .stages.conftest import ROOT, tiny_params
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["data", "prepare", "baselines", "hpo", "label", "nas", "distill", "compress",
+STAGES = ["data", "prepare", "hpo", "label", "baselines", "nas", "distill", "compress",
           "export", "benchmark", "report", "space"]
 
 
