@@ -318,6 +318,7 @@ def test_benchmark(chain):
     for name in required:
         lo, hi = ints["scores"][name]["accuracy"]
         assert lo <= m[name]["accuracy"] <= hi
+    assert all(len(ints["rounds_ms"][name]) == 2 for name in required)  # benchmark.rounds
     paired = ints["paired"]
     assert {"student-onnx-int8 vs teacher-onnx-int8", "student-onnx-int8-dynamic vs "
             "student-onnx-int8", "student-onnx-fp32 vs student-pruned-onnx-fp32"} <= set(paired)

@@ -73,6 +73,7 @@ def test_measure_interleaved_rotates_rounds_and_takes_the_median_of_rounds(monke
     assert t["a"].latency_ms_p50 == pytest.approx(1.0)
     assert t["b"].latency_ms_p50 == pytest.approx(1.0)  # one slow round does not move the median
     assert t["b"].latency_ms_p95 > 10.0  # the slow call is in the tail
+    assert t["b"].round_ms == pytest.approx([1.0, 25.5, 1.0])  # round 2: median of 50 and 1
     assert t["a"].throughput_per_s == pytest.approx(4 / 0.002)
     timed = order[4:]  # after 1 + 1 warm-up calls per variant
     # per variant and round: 2 untimed (bench.SETTLE) + 2 timed singles + 1 batch

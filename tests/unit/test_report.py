@@ -250,3 +250,19 @@ def test_baselines_are_compared_never_recommended():
     b["baseline-tfidf"]["latency_ms_p50"] = 0.05
     assert "-0.0800 accuracy (paired 95% interval [-0.1100, -0.0500]), 5.0x slower." in \
         report.markdown(b, {}, P, recommended=rec, ints=ints)
+
+
+def test_speed_ups_show_their_spread_over_rounds():
+    rec = "student-pruned-vocab-onnx-int8"
+    rounds = {"teacher-onnx-int8": [2.0, 2.0, 2.4, 1.6], rec: [0.25, 0.25, 0.2, 0.4],
+              "teacher-torch-fp32": [10.0] * 4}
+    assert report.round_ratios(rounds, "teacher-onnx-int8", rec) == pytest.approx(
+        [8.0, 8.0, 12.0, 4.0])
+    assert report.round_ratios(rounds, "teacher-onnx-int8", "missing") == []
+    text = report.markdown(bench(), {}, P, recommended=rec, ints={"rounds_ms": rounds})
+    same = next(ln for ln in text.splitlines() if "same runtime and precision" in ln
+                and ln.startswith("| "))
+    assert same.endswith("| per round: 7.00 to 9.00 (middle half of 4 rounds), 4.00 to 12.00 "
+                         "in all |")
+    fused = next(ln for ln in text.splitlines() if ln.startswith("| fused int8 model-only"))
+    assert fused.endswith("|  |")  # a graph target has no round spread shown

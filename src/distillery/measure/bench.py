@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ class Timing:
     latency_ms_p95: float
     throughput_per_s: float | None
     """None when the variant was timed at batch 1 only."""
+    round_ms: list[float] = field(default_factory=list)
+    """The median batch-1 latency of each interleaved round (ms), in round order: a ratio of
+    two variants round by round shows its spread."""
 
 
 def time_calls(fn: Callable[[int], object], warmup: int, repeats: int) -> np.ndarray:
@@ -137,6 +140,7 @@ def measure_interleaved(
             latency_ms_p50=float(np.median([np.median(x) for x in lat[name]]) * 1e3),
             latency_ms_p95=float(np.percentile(np.concatenate(lat[name]), 95) * 1e3),
             throughput_per_s=throughput(name),
+            round_ms=[float(np.median(x) * 1e3) for x in lat[name]],
         )
         for name in names
     }

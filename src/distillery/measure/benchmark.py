@@ -124,11 +124,17 @@ class Results:
     threads: dict[str, int] = field(default_factory=dict)
     """intra-op threads actually used by torch and ONNX Runtime."""
     skipped_variants: dict[str, str] = field(default_factory=dict)
+    rounds: dict[str, list[float]] = field(default_factory=dict)
+    """variant -> its median batch-1 latency in each interleaved round (ms; end to end where
+    measured)."""
 
     def intervals(self, labels, metric: str) -> dict[str, dict]:
-        """95% bootstrap intervals of every variant's accuracy and macro-F1, and the paired
-        intervals of the differences the report's targets and recommendation rest on."""
-        out: dict[str, dict] = {"scores": {}, "paired": {}}
+        """95% bootstrap intervals of every variant's accuracy and macro-F1, the paired
+        intervals of the differences the report's targets and recommendation rest on, and
+        every variant's latency round by round."""
+        out: dict[str, dict] = {"scores": {}, "paired": {},
+                                "rounds_ms": {k: [round(x, 4) for x in v]
+                                              for k, v in self.rounds.items()}}
         for name, logits in self.logits.items():
             out["scores"][name] = {m: [round(x, 6) for x in intervals.score_interval(
                 logits, labels, m)] for m in ("accuracy", "macro_f1")}
@@ -241,6 +247,7 @@ def run(dev: Split, teacher: str, student: str, onnx_dir: str, providers: list[s
         for variant in facts:
             t = timings[variant]
             e2e = t if variant.startswith("baseline") else timings.get(variant + E2E)
+            res.rounds[variant] = (e2e or t).round_ms
             res.variants[variant] = {
                 **facts[variant],
                 "latency_ms_p50": round(t.latency_ms_p50, 4),
