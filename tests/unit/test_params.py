@@ -303,3 +303,43 @@ def test_n_train_takes_a_count_all_or_a_fraction(n_train):
 def test_hpo_takes_one_method_and_trial_examples_all():
     p = parse_section(HpoParams, {"method": ["full"], "trial_examples": "all"}, "hpo")
     assert p.method == ["full"] and p.trial_examples == "all"
+
+
+# --------------------------------------------------------------------------- numbers and files
+
+
+@pytest.mark.parametrize(("cls", "section", "raw", "expected"), [
+    (DistillParams, "distill", {"lr": float("nan")}, "distill.lr: got nan, expected finite"),
+    (DistillParams, "distill", {"temperature": float("inf")},
+     "distill.temperature: got inf, expected finite"),
+    (HpoParams, "hpo", {"lr": [1e-5, float("inf")]}, "hpo.lr: got [1e-05, inf], expected finite"),
+    (DistillParams, "distill", {"seed": -1}, "distill.seed: got -1, expected seeds in [0, "),
+    (PrepareParams, "prepare", {"seed": 2**32}, "prepare.seed: got 4294967296, expected seeds"),
+    (BaselinesParams, "baselines", {"static_seed": 2**40}, "baselines.static_seed: got"),
+])
+def test_non_finite_numbers_and_out_of_range_seeds_are_refused(cls, section, raw, expected):
+    assert expected in _error(cls, raw, section)
+
+
+def test_the_largest_seed_numpy_takes_is_accepted():
+    assert parse_section(PrepareParams, {"seed": 2**32 - 1}, "prepare").seed == 2**32 - 1
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("- data\n- task\n", "expected a mapping of sections (data:, task:, ...) at the top level, "
+                         "got a list"),
+    ("distill:\n  lr: [1, 2\n", "is not valid YAML (line 3, column 1)"),
+])
+def test_a_params_file_that_is_not_a_mapping_is_one_message(tmp_path, text, expected):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=None) as err:
+        load_section(path, "distill", DistillParams)
+    assert expected in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_params_file_in_another_encoding_is_one_message(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_bytes("distill:\n  alpha: 0.5  # réglé\n".encode("latin-1"))
+    with pytest.raises(UserError, match="is not UTF-8 text .*save it as UTF-8"):
+        load_section(path, "distill", DistillParams)

@@ -8,6 +8,7 @@ out-of-range values are all collected and reported in one ``ValueError`` that na
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -50,6 +51,32 @@ def _type_ok(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
+SEED_RANGE = (0, 2**32 - 1)
+"""Seeds numpy, torch and Python all accept."""
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether ``value`` is, or holds, a NaN or infinite float (YAML's ``.nan``, ``.inf``)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    return False
+
+
+def _seed_problem(name: str, value: Any) -> str | None:
+    """A seed key (``seed``, ``*_seed``, ``seeds``) outside :data:`SEED_RANGE`."""
+    if not (name == "seed" or name.endswith("_seed") or name == "seeds"):
+        return None
+    values = value if isinstance(value, list) else [value]
+    lo, hi = SEED_RANGE
+    if all(isinstance(v, int) and lo <= v <= hi for v in values):
+        return None
+    return f"got {value!r}, expected seeds in [{lo}, {hi}]"
+
+
 def _describe(hint: Any) -> str:
     origin = typing.get_origin(hint)
     if origin is Literal:
@@ -89,6 +116,13 @@ def _build(cls: type[T], raw: Any, prefix: str, problems: list[str]) -> T | None
         elif not _type_ok(value, hint):
             problems.append(f"{prefix}.{f.name}: got {value!r}, expected {_describe(hint)}")
             continue
+        elif _non_finite(value):
+            problems.append(f"{prefix}.{f.name}: got {value!r}, expected finite numbers "
+                            "(no .nan or .inf)")
+            continue
+        elif (seed := _seed_problem(f.name, value)) is not None:
+            problems.append(f"{prefix}.{f.name}: {seed}")
+            continue
         if hint is float and isinstance(value, int):
             value = float(value)
         kwargs[f.name] = value
@@ -124,7 +158,19 @@ def load_section(path: str | Path, name: str, cls: type[T]) -> T:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"params file {path} not found")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        raise UserError(f"params file {path} is not valid YAML{at}: "
+                        f"{getattr(e, 'problem', None) or e}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"params file {path} is not UTF-8 text (byte {e.start}): save it as "
+                        "UTF-8") from None
+    if not isinstance(data, dict):
+        raise UserError(f"params file {path}: expected a mapping of sections (data:, task:, "
+                        f"...) at the top level, got a {type(data).__name__}")
     if name not in data:
         raise UserError(f"params.yaml has no '{name}' section (sections: {', '.join(data)})")
     return parse_section(cls, data[name], name)
