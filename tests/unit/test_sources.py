@@ -234,3 +234,20 @@ def test_label_ids_hand_cases(train, other, label_names, classlabel, ids, other_
 def test_label_ids_rejects_mixed_types():
     with pytest.raises(ValueError, match="holds int, str values"):
         sources.label_ids({"train": [0, "a"]}, None)
+
+
+@pytest.mark.parametrize("ext", [".csv", ".tsv"])
+def test_a_file_in_another_encoding_names_the_file_the_byte_and_the_fix(tmp_path, ext):
+    sep = "\t" if ext == ".tsv" else ","
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("train", "dev"):
+        text = f"sentence{sep}label\nun film réussi{sep}1\nsans intérêt{sep}0\n"
+        (raw / f"{name}{ext}").write_bytes(text.encode("latin-1"))
+    for step in (lambda: sources.materialise(_params(source=str(raw)), tmp_path / "out"),
+                 lambda: sources.load_raw(raw, _params())):
+        with pytest.raises(UserError) as err:
+            step()
+        msg = str(err.value)
+        assert f"{ext} is not UTF-8 text (byte 0xe9 at position" in msg
+        assert "re-save it as UTF-8" in msg and "iconv -f latin1" in msg

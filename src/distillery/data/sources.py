@@ -93,6 +93,14 @@ def _same_files(files: list[Path], out_dir: Path) -> bool:
     return all(filecmp.cmp(f, out_dir / f.name, shallow=False) for f in files)
 
 
+def not_utf8(path: Path, err: UnicodeDecodeError) -> UserError:
+    """The one message for a text file in another encoding: the file, the byte, the fix."""
+    byte = err.object[err.start:err.start + 1].hex()
+    return UserError(f"{path} is not UTF-8 text (byte 0x{byte} at position {err.start}): "
+                     f"re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > "
+                     f"utf8_{path.name}` if it is Latin-1")
+
+
 def _count_rows(path: Path) -> int:
     """Data rows of a local file, cheaply (no pandas)."""
     kind = FORMATS[path.suffix.lower()]
@@ -100,6 +108,13 @@ def _count_rows(path: Path) -> int:
         import pyarrow.parquet as pq
 
         return pq.ParquetFile(path).metadata.num_rows
+    try:
+        return _count_text_rows(path, kind)
+    except UnicodeDecodeError as err:
+        raise not_utf8(path, err) from None
+
+
+def _count_text_rows(path: Path, kind: str) -> int:
     with path.open(encoding="utf-8-sig", newline="") as f:
         if kind == "csv":
             return max(0, sum(1 for row in csv.reader(f) if row) - 1)
@@ -226,6 +241,8 @@ def _read_file(path: Path, p: DataParams, cache_dir: str) -> tuple[dict[str, lis
                                    split="train", cache_dir=cache_dir, **kwargs)
     except Exception as err:
         cause = err.__cause__ or err
+        if isinstance(cause, UnicodeDecodeError):
+            raise not_utf8(path, cause) from err
         raise UserError(
             f"could not read {path.name} as {kind} ({type(cause).__name__}: {cause}). "
             "Fix the file: a header row naming the columns"
@@ -244,10 +261,13 @@ def _read_file(path: Path, p: DataParams, cache_dir: str) -> tuple[dict[str, lis
 
 
 def _csv_header(path: Path, sep: str) -> list[str]:
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        if sep == "\t":
-            return f.readline().rstrip("\r\n").split("\t")
-        return next(csv.reader(f), [])
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            if sep == "\t":
+                return f.readline().rstrip("\r\n").split("\t")
+            return next(csv.reader(f), [])
+    except UnicodeDecodeError as err:
+        raise not_utf8(path, err) from None
 
 
 def _to_split(columns: dict[str, list], p: DataParams, file: str) -> tuple[Split, list, int]:
