@@ -144,3 +144,54 @@ def test_atomic_path_removes_debris_of_a_killed_writer(tmp_path):
     assert len(debris) == 1
     io.write_json(tmp_path / "out", {"a": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", live.name])
+
+
+def test_a_folder_replace_killed_between_its_renames_leaves_the_old_folder(tmp_path):
+    """Killed after the old folder was renamed aside and before the new one moved in: the
+    target is missing, the old folder whole in the debris; the next write of the target puts
+    it back first (here the next write fails, so the old folder stays)."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "weights.bin").write_text("old")
+    code = ("import os, time; from distillery.core import io\n"
+            "real = os.replace\n"
+            "def slow(src, dst):\n"
+            "    real(src, dst)\n"
+            f"    if str(src) == {str(target)!r}:\n"
+            "        print('aside', flush=True); time.sleep(60)\n"
+            "io.os.replace = slow\n"
+            f"with io.atomic_path({str(target)!r}) as t:\n"
+            "    t.mkdir(); (t / 'weights.bin').write_text('new')\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "aside"
+    proc.kill()
+    proc.wait()
+    assert not target.exists()
+    with pytest.raises(Boom), io.atomic_path(target):
+        raise Boom
+    assert (target / "weights.bin").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_a_failed_move_in_puts_the_old_folder_back(tmp_path, monkeypatch):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "a.txt").write_text("old")
+    real = os.replace
+
+    def fail_second(src, dst):
+        new_one = os.path.basename(src) == "model" and \
+            os.path.basename(os.path.dirname(src)).startswith(".model.")
+        if new_one:  # the new folder moving in
+            raise OSError("disk full")
+        real(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", fail_second)
+    with pytest.raises(OSError, match="disk full"), io.atomic_path(target) as tmp:
+        tmp.mkdir()
+    monkeypatch.undo()
+    assert (target / "a.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]

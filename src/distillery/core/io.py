@@ -91,25 +91,40 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it into place only on success.
 
     Works for files and folders. On error the temporary path is deleted and ``path`` is
-    left as it was.
+    left as it was. A file replaces the old one in one rename. A folder cannot be renamed over
+    a folder, so the old one is first renamed aside (into the temporary folder), then the new
+    one in, then the old one deleted: a kill at any point leaves the old folder or the new one
+    whole, never a half-deleted one (if the kill falls between the two renames, the next write
+    of ``path`` puts the old folder back first).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", dir=path.parent)) / path.name
+    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", dir=path.parent))
+    tmp = work / path.name
     try:
         yield tmp
+        aside = None
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-        os.replace(tmp, path)
+            aside = work / ASIDE
+            os.replace(path, aside)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if aside is not None and not path.exists():
+                os.replace(aside, path)  # the old folder back before the debris goes
+            raise
     finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+ASIDE = ".replaced"
+"""Name of the old folder inside a temporary sibling while the new one moves in."""
 
 
 def _remove_stale_temps(path: Path) -> None:
-    """Delete temporary siblings ``.<name>.<pid>.*`` left by a killed process.
+    """Delete temporary siblings ``.<name>.<pid>.*`` left by a killed process, first putting
+    back an old folder that process had renamed aside when ``path`` itself is missing.
 
     A folder whose pid is still alive belongs to a running writer and is kept.
     """
@@ -117,6 +132,10 @@ def _remove_stale_temps(path: Path) -> None:
         pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
         if not tmp.is_dir() or not pid.isdigit() or _alive(int(pid)):
             continue
+        old = tmp / ASIDE
+        if old.is_dir() and not path.exists():
+            logger.warning("restoring %s, renamed aside by a killed run", path)
+            os.replace(old, path)
         logger.info("removing %s, left by a killed run", tmp)
         shutil.rmtree(tmp, ignore_errors=True)
 
