@@ -26,7 +26,7 @@ from distillery.config.baselines import BaselinesParams
 from distillery.data.prepared import concat
 from distillery.distill import losses, teacher_logits
 from distillery.export import onnx_export, quantize
-from distillery.measure import evaluate
+from distillery.measure import bench, evaluate
 from distillery.modeling import training
 from distillery.serve.space_app import Encoder
 
@@ -60,15 +60,10 @@ class StaticOnnx:
     (as served)."""
 
     def __init__(self, folder: Path) -> None:
-        import onnxruntime as ort
-
         meta = json.loads((folder / META).read_text())
         self.labels, self.n_params = meta["labels"], meta["n_params"]
         self.provider = "cpu"  # ONNX Runtime on one thread: no thread pool to wake
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(str(folder / "model.onnx"), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = bench.ort_session(str(folder / "model.onnx"), "cpu", threads=1)
         self.encode = Encoder(folder / "tokenizer.json", meta["max_length"], INPUTS)
 
     def logits(self, texts: list[str], pairs: list[str] | None = None) -> np.ndarray:
