@@ -2,8 +2,10 @@
 
 ``nas.strategy`` proposes genomes (layers, hidden size, heads, FFN size); each is scored by a
 short proxy training run of a student initialised from the fine-tuned teacher, as the final
-student is (``nas.proxy: kd`` also trains it by distillation from that teacher). The winner is
-the fittest candidate within ``nas.max_params`` / ``nas.max_latency_ms``. Trials live in an
+student is (``nas.proxy: kd`` also trains it by distillation from that teacher), and timed as
+the pipeline ships it: int8 ONNX (``export.int8_recipe``), text in, label out, beside the
+teacher's int8 file. The winner is the best-scoring candidate within the speed budget
+``nas.min_speedup`` (and ``nas.max_params`` / ``nas.max_latency_ms``). Trials live in an
 Optuna study on ``--trials`` (a journal the stage keeps between runs) or on ``nas.storage``
 (a database URL): a killed run resumes, a genome is trained once however often it is
 proposed, and ``nas.workers`` processes share the study.
@@ -11,7 +13,8 @@ proposed, and ``nas.workers`` processes share the study.
 Deps: ``--data`` (prepared splits), ``--teacher`` (the fine-tuned teacher of stage hpo),
 ``--logits`` (its logits, stage ``label``: the KD proxy's targets).
 Params: ``teacher.*``, ``task.metric`` (the proxy score), ``nas.*``, ``distill.alpha`` and
-``distill.temperature`` (the KD proxy).
+``distill.temperature`` (the KD proxy), ``export.int8_recipe`` and ``export.opset`` (how
+candidates are timed), ``benchmark.threads``.
 Outs: ``--out`` (best architecture JSON: the genome and its proxy scores), ``--trials``.
 Plots: ``--history`` (CSV, one row per candidate), ``--png``.
 Metrics: ``--metrics``: best genome, its proxy score / params / latency, duration.
@@ -24,7 +27,9 @@ import logging
 
 from distillery import nas
 from distillery.config.base import load_section
+from distillery.config.benchmark import BenchmarkParams
 from distillery.config.distill import DistillParams
+from distillery.config.export import ExportParams
 from distillery.config.nas import NasParams
 from distillery.config.task import TaskParams
 from distillery.config.teacher import TeacherParams
@@ -44,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     p = load_section(args.params, "nas", NasParams)
     d = load_section(args.params, "distill", DistillParams)
     metric = load_section(args.params, "task", TaskParams).metric
+    ex = load_section(args.params, "export", ExportParams)
+    threads = load_section(args.params, "benchmark", BenchmarkParams).threads
     llm_teacher.check(tp, d)  # e.g. a causal-LM teacher with student_init: teacher
     base = loading.student_base(d.student_init, d.student_model, args.teacher)
     loading.check_teacher(base)
@@ -53,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
                        "kd": kd if p.proxy == "kd" else None}
     if d.student_init != "teacher":
         same_experiment |= {"student_init": d.student_init, "student_model": base}
+    if p.min_speedup is not None:  # it shapes the fitness, so the trials
+        same_experiment |= {"timing": (ex.int8_recipe, ex.opset, threads)}
     for volatile in ("generations", "workers", "storage", "max_params", "max_latency_ms"):
         same_experiment.pop(volatile)
     name = runner.study_name("nas", same_experiment)
@@ -61,15 +70,17 @@ def main(argv: list[str] | None = None) -> None:
     resumed = runner.prepare(study, [], journal="://" not in storage)
     with Timer() as timer:
         runner.run_workers(nas.Worker(tp, p, metric, args.data, storage, name, args.teacher,
-                                      args.logits, kd, base, d.student_init != "random"),
+                                      args.logits, kd, base, d.student_init != "random",
+                                      ex.int8_recipe, ex.opset, threads),
                            p.workers)
     space = dataclasses.asdict(p.search_space)
     history = nas.candidates(runner.finished_trials(study), p.population, space)
-    winner = nas.select(history, p.max_params, p.max_latency_ms)
+    winner = nas.select(history, p.max_params, p.max_latency_ms, p.min_speedup)
     rows = [c.row() for c in history]
     write_csv(args.history, rows)
-    front = [c.row() for c in nas.pareto_front(history)]
-    plots.nas_scatter(rows, args.png, winner.row(), metric, front)
+    timed = all(c.info["latency_ms"] == c.info["latency_ms"] for c in history)  # no NaN
+    front = [c.row() for c in nas.pareto_front(history, "latency_ms" if timed else "n_params")]
+    plots.nas_scatter(rows, args.png, winner.row(), metric, front, p.min_speedup)
     # Only deterministic fields: a rerun with the same seed must not invalidate `distill`.
     write_json(args.out, {"genome": winner.genome, "fitness": winner.fitness,
                           "metric": metric, "score": winner.info["score"],
@@ -79,6 +90,9 @@ def main(argv: list[str] | None = None) -> None:
         "metric": metric, "strategy": p.strategy, "best_score": winner.info["score"],
         "best_n_params": winner.info["n_params"],
         "best_latency_ms": round(winner.info["latency_ms"], 3),
+        "best_speedup": round(winner.info["speedup"], 3), "min_speedup": p.min_speedup,
+        "n_within_budget": sum(p.min_speedup is None or c.info["speedup"] >= p.min_speedup
+                               for c in history),
         "best_fitness": winner.fitness,
         "n_candidates": len(history), "n_unique": len({nas.key(c.genome) for c in history}),
         "n_pareto": len(front), "proxy": p.proxy,

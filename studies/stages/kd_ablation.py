@@ -15,8 +15,6 @@ Metrics: ``--metrics``: per variant mean / min / max, per contrast difference an
 
 from __future__ import annotations
 
-import logging
-
 from distillery.config.base import load_section
 from distillery.config.distill import DistillParams
 from distillery.config.task import TaskParams
@@ -27,20 +25,14 @@ from distillery.core.io import (
     atomic_path,
     read_json,
     run_main,
-    seed_everything,
     stage_args,
     write_csv,
     write_json,
 )
-from distillery.data.prepared import concat, load_prepared
-from distillery.distill import student as student_mod
-from distillery.distill import teacher_logits
-from distillery.measure import evaluate, plots
-from distillery.modeling import loading
+from distillery.data.prepared import load_prepared
+from distillery.measure import plots
 from distillery.studies import ablation
 from distillery.studies.params import KdStudyParams
-
-logger = logging.getLogger("studies.kd_ablation")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,33 +42,14 @@ def main(argv: list[str] | None = None) -> None:
     tp = load_section(args.main_params, "teacher", TeacherParams)
     d = load_section(args.main_params, "distill", DistillParams)
     metric = load_section(args.main_params, "task", TaskParams).metric
-    genome = read_json(args.arch)["genome"]
-    splits, names = load_prepared(args.data)
-    dev = splits["eval"]
-    corpus = concat(splits["train"], splits["transfer"])
-    t_logits = teacher_logits.load_many(args.logits, splits, "train", "transfer")
-    tok = loading.load_tokenizer(args.teacher)
-    device = resolve_device(tp.device)
-    rows, preds = [], {v: [] for v in s.variants}
-    steps = 0
+    runs = [(variant, ablation.variant_params(d, variant, seed, s.epochs))
+            for seed in s.seeds for variant in s.variants]
     with Timer() as timer:
-        for seed in s.seeds:
-            for variant in s.variants:
-                p = ablation.variant_params(d, variant, seed, s.epochs)
-                seed_everything(seed)
-                teacher = loading.load_classifier(args.teacher)
-                student, losses, layer_wise = student_mod.distil(
-                    genome, teacher, teacher, tok, corpus, t_logits, p, tp.max_length, device,
-                    desc=f"{variant} seed {seed}")
-                logits = evaluate.predict_logits(student, dev, tok, tp.max_length)
-                preds[variant].append(logits.argmax(-1))
-                steps = len(losses)
-                rows.append({"variant": variant, "seed": seed, "layer_wise": layer_wise,
-                             "steps": steps,
-                             **{k: round(v, 6) for k, v in evaluate.scores(logits,
-                                                                            dev.labels).items()}})
-                logger.info("%s", rows[-1])
-    summary = ablation.summarise(dev.labels, preds, len(names), metric, s.resamples)
+        rows, preds, steps = ablation.train_runs(
+            runs, read_json(args.arch)["genome"], args.teacher, args.data, args.logits,
+            tp.max_length, resolve_device(tp.device))
+    splits, names = load_prepared(args.data)
+    summary = ablation.summarise(splits["eval"].labels, preds, len(names), metric, s.resamples)
     write_csv(args.table, rows)
     plots.ablation(rows, args.png, metric)
     with atomic_path(args.out) as tmp:

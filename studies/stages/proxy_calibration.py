@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         return nas.ProxyTask(
             teacher=teacher, tokenizer=tok, train=split, val=splits["val"],
             max_length=tp.max_length, steps=steps, batch_size=batch_size, lr=lr,
-            init_from_teacher=p.init_from_teacher, latency_repeats=1, metric=metric,
+            init_from_teacher=p.init_from_teacher, metric=metric,
             seed=p.seed, kd_logits=kd_logits, kd_alpha=d.alpha, kd_temperature=d.temperature)
 
     runs, reference = [], {}

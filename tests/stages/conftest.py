@@ -26,8 +26,10 @@ def tiny_params(teacher_dir: Path, source: Path, **data) -> dict:
     p["teacher"].update(model=str(teacher_dir), max_length=16)
     p["prepare"].update(n_train=120, n_val=40, n_transfer=60)
     p["nas"].update(population=3, generations=2, elite=1, proxy_steps=2, latency_repeats=2,
+                    min_speedup=0.1,
                     search_space={"num_hidden_layers": [1, 2], "hidden_size": [16, 32],
-                                  "num_attention_heads": [2, 4], "intermediate_size": [16, 37]})
+                                  "num_attention_heads": [2, 4], "intermediate_size": [16, 37],
+                                  "head_size": 8})
     # Learning rates and steps large enough that the tiny models learn the tiny tasks (the
     # stage test asserts it), with the export's int8 agreement gate left on.
     p["hpo"].update(n_trials=3, n_initial=2, trial_examples=40, min_epochs=16.0,

@@ -49,3 +49,28 @@ def test_study_params_are_checked():
     problems = KdStudyParams(variants=["no_kd", "tinybert"], seeds=[0]).check()
     assert any("'tinybert' is not one of" in x for x in problems)
     assert any("seeds: got [0]" in x for x in problems)
+
+
+def test_grid_contrasts_against_the_pipelines_cell():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 600)
+    good = [np.where(rng.random(600) < 0.9, labels, 1 - labels) for _ in range(2)]
+    bad = [np.where(rng.random(600) < 0.6, labels, 1 - labels) for _ in range(2)]
+    ref = ablation.cell(0.5, 2.0)
+    preds = {ref: good, ablation.cell(0.2, 1.0): bad}
+    s = ablation.summarise(labels, preds, 2, "accuracy", resamples=200,
+                           contrasts=[(ablation.cell(0.2, 1.0), ref)])
+    (name, c), = s["contrasts"].items()
+    assert name == "alpha=0.2 T=1 - alpha=0.5 T=2"
+    assert c["distinguishable"] and c["ci95"][1] < -0.2
+    text = ablation.grid_markdown(s, "accuracy", 1.0, 625, ref, "layer_wise")
+    assert "| alpha=0.2 T=1 - alpha=0.5 T=2 |" in text and "own setting: alpha=0.5 T=2" in text
+
+
+def test_grid_params_are_checked():
+    from distillery.studies.params import KdGridParams
+
+    problems = KdGridParams(alpha=[1.5], temperature=[0.0], variant="no_kd", seeds=[0]).check()
+    assert any("alpha: 1.5" in x for x in problems)
+    assert any("temperature: 0.0" in x for x in problems)
+    assert any("variant: 'no_kd'" in x for x in problems)

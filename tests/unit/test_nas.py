@@ -272,14 +272,23 @@ def tiny_teacher(tiny_teacher_dir):
     ],
     ids=["same-width", "narrower"],
 )
-def test_proxy_task_on_the_tiny_teacher(tiny_teacher, tiny_tokenizer, genome):
+def test_proxy_task_on_the_tiny_teacher(tiny_teacher, tiny_tokenizer, tiny_teacher_dir, genome):
+    from distillery.nas.latency import ExportLatency
+
+    latency = ExportLatency(reference=tiny_teacher, tokenizer=tiny_tokenizer,
+                            tokenizer_dir=str(tiny_teacher_dir), texts=make_sentences(4, 2),
+                            max_length=32, repeats=10, rounds=2)
     task = nas.ProxyTask(
         teacher=tiny_teacher, tokenizer=tiny_tokenizer, train=make_sentences(32, 0),
         val=make_sentences(16, 1), max_length=32, steps=3, batch_size=8, lr=1e-3,
-        params_penalty=0.5, latency_repeats=2,
+        params_penalty=0.5, latency=latency,
     )
     fitness, info = task(genome)
-    assert set(info) == {"score", "n_params", "encoder_params", "latency_ms", "train_s"}
+    assert set(info) == {"score", "n_params", "encoder_params", "latency_ms",
+                         "reference_latency_ms", "speedup", "train_s"}
+    # the int8 files of the teacher and the candidate, timed side by side, end to end
+    assert info["speedup"] == pytest.approx(info["reference_latency_ms"] / info["latency_ms"],
+                                            rel=1e-2)
     assert 0.0 <= info["score"] <= 1.0
     assert info["score"] * 16 == round(info["score"] * 16)  # a fraction of 16 examples
     student = families.build_student(genome, tiny_teacher, init=False)
@@ -322,6 +331,61 @@ def test_select_respects_limits_and_explains_when_nothing_fits():
         nas.select([small, big], max_params=1)
 
 
+def test_select_within_the_speed_budget():
+    fast, slow = _scored(0.8, 2e6), _scored(0.9, 9e6)
+    fast.info["speedup"], slow.info["speedup"] = 6.0, 3.0
+    assert nas.select([fast, slow], min_speedup=4.0) is fast
+    assert nas.select([fast, slow]) is slow
+    with pytest.raises(ValueError, match=r"nas.min_speedup=8.0: .*\(6.00x\)"):
+        nas.select([fast, slow], min_speedup=8.0)
+
+
+def test_a_candidate_over_the_speed_budget_ranks_below_every_one_within(tiny_teacher,
+                                                                       tiny_tokenizer):
+    genome = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 4,
+              "intermediate_size": 37}
+
+    def fitness(speedup):
+        task = nas.ProxyTask(teacher=tiny_teacher, tokenizer=tiny_tokenizer,
+                             train=make_sentences(16, 0), val=make_sentences(8, 1),
+                             max_length=32, steps=1, batch_size=8, lr=1e-3, min_speedup=4.0,
+                             latency=lambda model: {"latency_ms": 1 / speedup,
+                                                    "speedup": speedup})
+        return task(genome)
+
+    within, info = fitness(4.0)
+    assert within == info["score"]
+    slower, info = fitness(2.0)
+    assert slower == pytest.approx(info["score"] - 2.0)  # score - min_speedup / speedup
+    assert slower < 0 <= within
+    assert fitness(3.0)[0] > slower  # nearer the budget ranks higher
+
+
+def test_head_size_ties_heads_to_width():
+    space = {**DEFAULT_SPACE, "hidden_size": [128, 384], "num_attention_heads": [4, 12],
+             "head_size": 32}
+    g = nas.GenomeSpace(space).repair({"num_hidden_layers": 1, "hidden_size": 384,
+                                       "num_attention_heads": 4, "intermediate_size": 384})
+    assert g["num_attention_heads"] == 12
+    rng = random.Random(0)
+    genomes = [nas.random_genome(space, rng) for _ in range(50)]
+    assert all(g["hidden_size"] == 32 * g["num_attention_heads"] for g in genomes)
+    child = nas.mutate(genomes[0], space, 0.0, rng)  # a forced change survives the tie
+    assert child != genomes[0] and child["hidden_size"] == 32 * child["num_attention_heads"]
+
+
+def test_the_default_space_holds_120_architectures():
+    import dataclasses
+
+    from distillery.config.nas import SearchSpace
+
+    space = dataclasses.asdict(SearchSpace())
+    combos = itertools.product(*(space[g] for g in nas.GenomeSpace(space).names))
+    keys = {nas.GenomeSpace(space).key(dict(zip(nas.GenomeSpace(space).names, c, strict=True)))
+            for c in combos}
+    assert len(keys) == 120
+
+
 def test_pareto_front_keeps_only_undominated_candidates():
     a, b, c, d = _scored(0.7, 1e6), _scored(0.8, 2e6), _scored(0.75, 3e6), _scored(0.9, 4e6)
     for i, x in enumerate((a, b, c, d)):
@@ -342,8 +406,39 @@ def test_kd_proxy_trains_towards_the_teacher_logits(tiny_teacher, tiny_tokenizer
     def score(kd_logits):
         task = nas.ProxyTask(teacher=tiny_teacher, tokenizer=tiny_tokenizer, train=train,
                              val=train, max_length=32, steps=60, batch_size=16, lr=1e-2,
-                             latency_repeats=1, kd_logits=kd_logits, kd_alpha=0.0)
+                             kd_logits=kd_logits, kd_alpha=0.0)
         return task(genome)[1]["score"]
 
     flipped_score, ce_score = score(flipped), score(None)
     assert flipped_score < 0.5 < ce_score
+
+
+def test_nas_table_values_and_replays():
+    """Every genome of a small space in a table; a pick over the budget is worth the worst
+    admissible score; every strategy replays at the pipeline's budget."""
+    import dataclasses
+
+    from distillery.config.nas import NasParams, SearchSpace
+    from distillery.studies import tabular
+
+    space = SearchSpace(num_hidden_layers=[1, 2, 3], hidden_size=[64, 128],
+                        num_attention_heads=[2, 4], intermediate_size=[64, 128], head_size=32)
+    genomes = tabular.every_genome(dataclasses.asdict(space))
+    assert len(genomes) == 3 * 2 * 2
+    rows = [{**g, "score": 0.5 + 0.05 * g["num_hidden_layers"] + g["hidden_size"] / 1e4,
+             "speedup": 8.0 / g["num_hidden_layers"], "latency_ms": g["num_hidden_layers"],
+             "n_params": g["hidden_size"] * g["num_hidden_layers"]} for g in genomes]
+    table = tabular.NasTable(rows, min_speedup=4.0)  # 1-2 layers within, 3 layers not
+    assert table.best == pytest.approx(0.5 + 0.1 + 0.0128)
+    assert table.floor == pytest.approx(0.5 + 0.05 + 0.0064)
+    deep = {"num_hidden_layers": 3, "hidden_size": 128, "num_attention_heads": 4,
+            "intermediate_size": 64}
+    assert table.value(deep) == table.floor  # the best score, but over the budget
+    fit, info = table.fitness(deep)
+    assert fit == pytest.approx(info["score"] - 4.0 / (8.0 / 3))
+    p = NasParams(population=4, generations=3, search_space=space)
+    for strategy in ("evolution", "regularized", "nsga2", "random"):
+        picks = tabular.replay_nas(table, strategy, 0, p)
+        assert len(picks) == 12 and all(nas.key(g) in table.by_key for g in picks)
+    with pytest.raises(ValueError, match="nothing to search for"):
+        tabular.NasTable(rows, min_speedup=100.0)

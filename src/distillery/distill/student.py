@@ -20,6 +20,17 @@ def train_config(p: DistillParams, max_length: int) -> training.TrainConfig:
                                 epochs=p.epochs, seed=p.seed)
 
 
+def build(genome: dict[str, int], base: torch.nn.Module, init: bool) -> torch.nn.Module:
+    """The student of ``genome`` as every training of it starts (stage ``distill``, the NAS
+    proxy): built from ``base``, initialised from it when ``init``, and with the word
+    embeddings frozen when they are the base's own (same width): a sliced or random table
+    trains."""
+    student = families.build_student(genome, base, init=init)
+    if init and genome["hidden_size"] == base.config.hidden_size:
+        loading.freeze_word_embeddings(student)
+    return student
+
+
 def distil(genome: dict, teacher: torch.nn.Module, base: torch.nn.Module, tok,
            corpus: Split, t_logits: np.ndarray, p: DistillParams, max_length: int,
            device: torch.device, on_step: training.StepHook | None = None,
@@ -35,10 +46,7 @@ def distil(genome: dict, teacher: torch.nn.Module, base: torch.nn.Module, tok,
     Returns:
         The trained student (eval mode), the loss of every step, and whether layer-wise KD ran.
     """
-    init = p.student_init != "random"
-    student = families.build_student(genome, base, init=init).to(device)
-    if init and genome["hidden_size"] == base.config.hidden_size:
-        loading.freeze_word_embeddings(student)
+    student = build(genome, base, init=p.student_init != "random").to(device)
     impl = student.config._attn_implementation
     hidden_w, attention_w = losses.layer_wise_weights(p.hidden_weight, p.attention_weight,
                                                       p.student_init)

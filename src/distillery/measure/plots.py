@@ -23,24 +23,36 @@ def _save(fig, path: str | Path) -> None:
 
 
 def nas_scatter(rows: list[dict[str, Any]], path: str | Path, best: dict[str, Any],
-                metric: str = "accuracy", front: list[dict[str, Any]] | None = None) -> None:
-    """Proxy score vs parameters, one colour per generation, best circled, the Pareto front
-    (score up, parameters down) as a staircase."""
+                metric: str = "accuracy", front: list[dict[str, Any]] | None = None,
+                min_speedup: float | None = None) -> None:
+    """Proxy score vs measured speed-up over the teacher (int8 ONNX, end to end; parameters
+    when candidates were not timed), one colour per generation, the selected one circled,
+    the Pareto front as a staircase and the speed budget as a vertical line."""
+    timed = all(r.get("speedup") == r.get("speedup") and r.get("speedup") is not None
+                for r in rows)
+
+    def x(r: dict[str, Any]) -> float:
+        return r["speedup"] if timed else r["n_params"] / 1e6
+
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    sc = ax.scatter(
-        [r["n_params"] / 1e6 for r in rows], [r["score"] for r in rows],
-        c=[r["generation"] for r in rows], cmap="viridis", s=40, edgecolor="k", linewidth=0.3,
-    )
-    ax.scatter([best["n_params"] / 1e6], [best["score"]], s=180, facecolor="none",
-               edgecolor="red", linewidth=1.5, label="selected")
+    sc = ax.scatter([x(r) for r in rows], [r["score"] for r in rows],
+                    c=[r["generation"] for r in rows], cmap="viridis", s=40, edgecolor="k",
+                    linewidth=0.3)
+    ax.scatter([x(best)], [best["score"]], s=180, facecolor="none", edgecolor="red",
+               linewidth=1.5, label="selected")
     if front:
-        ax.step([r["n_params"] / 1e6 for r in front], [r["score"] for r in front], where="post",
-                color="0.4", linestyle="--", linewidth=1, label="Pareto front")
+        ax.step([x(r) for r in front], [r["score"] for r in front],
+                where="pre" if timed else "post", color="0.4", linestyle="--", linewidth=1,
+                label="Pareto front")
+    if timed and min_speedup is not None:
+        ax.axvline(min_speedup, color="tab:red", linestyle=":", linewidth=1,
+                   label=f"speed budget {min_speedup:g}x")
     fig.colorbar(sc, ax=ax, label="generation",
                  ticks=sorted({r["generation"] for r in rows}))
-    ax.set(xlabel="parameters (M)", ylabel=f"proxy validation {LABELS[metric]}",
+    ax.set(xlabel="speed-up over the int8 teacher, end to end (x)" if timed
+           else "parameters (M)", ylabel=f"proxy validation {LABELS[metric]}",
            title="NAS: every candidate")
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower left" if timed else "lower right", fontsize=8)
     ax.grid(alpha=0.3)
     _save(fig, path)
 
@@ -154,7 +166,8 @@ def confusion(matrices: dict[str, np.ndarray], names: list[str], path: str | Pat
     _save(fig, path)
 
 
-def regret_curves(rows: list[dict[str, Any]], path: str | Path) -> None:
+def regret_curves(rows: list[dict[str, Any]], path: str | Path,
+                  title: str = "HPO samplers on the tabular benchmark") -> None:
     """Mean best-so-far regret per sampler and trial with the 25-75% band over runs."""
     fig, ax = plt.subplots(figsize=(6.8, 4.4))
     for name in dict.fromkeys(r["sampler"] for r in rows):
@@ -163,8 +176,7 @@ def regret_curves(rows: list[dict[str, Any]], path: str | Path) -> None:
         (line,) = ax.plot(xs, [100 * r["regret_mean"] for r in rs], label=name)
         ax.fill_between(xs, [100 * r["regret_q25"] for r in rs],
                         [100 * r["regret_q75"] for r in rs], color=line.get_color(), alpha=0.15)
-    ax.set(xlabel="trial", ylabel="regret (points below the table's best)",
-           title="HPO samplers on the tabular benchmark")
+    ax.set(xlabel="trial", ylabel="regret (points below the table's best)", title=title)
     ax.set_ylim(bottom=0)
     ax.legend()
     ax.grid(alpha=0.3)
@@ -205,4 +217,52 @@ def ablation(rows: list[dict[str, Any]], path: str | Path, metric: str = "accura
     ax.set_ylim(lo - 0.02, hi + 0.01)
     ax.set(ylabel=f"eval {LABELS[metric]}", title="What distillation buys (dots: seeds)")
     ax.grid(alpha=0.3, axis="y")
+    _save(fig, path)
+
+
+def paradox(rows: list[dict[str, Any]], path: str | Path, metric: str = "accuracy") -> None:
+    """Each architecture's mean score (over seeds) at the short and at the long budget, one
+    line per architecture coloured by its parameters: crossing lines are rank flips."""
+    short, long = rows[0]["short_steps"], rows[0]["long_steps"]
+    sizes = [r["n_params"] / 1e6 for r in rows]
+    norm = plt.Normalize(min(sizes), max(sizes))
+    cmap = plt.get_cmap("viridis")
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for r, size in zip(rows, sizes, strict=True):
+        ys = [r["short_mean"], r["long_mean"]]
+        ax.plot([0, 1], ys, marker="o", color=cmap(norm(size)), linewidth=1.2)
+        ax.annotate(r["arch"], (1, ys[1]), fontsize=7, xytext=(4, 0), textcoords="offset points",
+                    va="center")
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="parameters (M)")
+    ax.set_xticks([0, 1], [f"{short} steps", f"{long} steps"])
+    ax.set_xlim(-0.15, 1.35)
+    ax.set(ylabel=f"validation {LABELS[metric]} (mean over seeds)",
+           title="Students from scratch: ranking at a short vs a long budget")
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def kd_grid(rows: list[dict[str, Any]], path: str | Path, metric: str = "accuracy") -> None:
+    """Mean score over seeds of each (alpha, temperature) cell, annotated with the seeds'
+    range."""
+    alphas = sorted({r["alpha"] for r in rows})
+    temps = sorted({r["temperature"] for r in rows})
+    grid = np.full((len(alphas), len(temps)), np.nan)
+    spread: dict[tuple[int, int], tuple[float, float]] = {}
+    for i, a in enumerate(alphas):
+        for j, t in enumerate(temps):
+            xs = [r[metric] for r in rows if r["alpha"] == a and r["temperature"] == t]
+            if xs:
+                grid[i, j] = float(np.mean(xs))
+                spread[i, j] = (min(xs), max(xs))
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    im = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto")
+    for (i, j), (lo, hi) in spread.items():
+        ax.text(j, i, f"{grid[i, j]:.4f}\n[{lo:.3f}, {hi:.3f}]", ha="center", va="center",
+                fontsize=7, color="white" if grid[i, j] < np.nanmean(grid) else "black")
+    ax.set_xticks(range(len(temps)), [f"{t:g}" for t in temps])
+    ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+    ax.set(xlabel="temperature T", ylabel="alpha (weight of the hard labels)",
+           title=f"KD grid: mean {LABELS[metric]} over seeds [range]")
+    fig.colorbar(im, ax=ax)
     _save(fig, path)

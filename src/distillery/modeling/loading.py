@@ -13,6 +13,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import safetensors.torch
 import torch
@@ -156,13 +157,17 @@ def _load_pruned(path: str, config: PretrainedConfig, labels: list[str] | None) 
     return model.eval()
 
 
-def repair_genome(genome: dict[str, int], space: dict[str, list[int]]) -> dict[str, int]:
+def repair_genome(genome: dict[str, int], space: dict[str, Any]) -> dict[str, int]:
     """Make ``genome`` valid: heads must divide hidden size.
 
-    Keeps ``hidden_size`` and picks the allowed head count closest to the requested one that
+    With ``space["head_size"]`` set, the head count is ``hidden_size / head_size``. Otherwise
+    keeps ``hidden_size`` and picks the allowed head count closest to the requested one that
     divides it; if none does, picks the closest hidden size that some head count divides.
     """
     g = dict(genome)
+    if space.get("head_size"):
+        g["num_attention_heads"] = g["hidden_size"] // space["head_size"]
+        return g
     heads_ok = [a for a in space["num_attention_heads"] if g["hidden_size"] % a == 0]
     if not heads_ok:
         hiddens = [

@@ -10,8 +10,10 @@ workers, a genome's fitness computed once).
 ============  =============================================================================
 
 Single-objective strategies maximise the fitness of :class:`ProxyTask` (score minus the
-size / latency penalties); NSGA-II keeps score and cost apart and the stage picks the best
-score within ``nas.max_params`` / ``nas.max_latency_ms`` from its Pareto front.
+size / latency penalties, and below every candidate within the speed budget when outside it);
+NSGA-II keeps score and cost apart. The stage picks the best score within
+``nas.min_speedup`` / ``nas.max_params`` / ``nas.max_latency_ms``. Speed is measured as the
+pipeline ships a student: the int8 ONNX file end to end (:mod:`distillery.nas.latency`).
 """
 
 from __future__ import annotations
@@ -127,6 +129,12 @@ class Worker:
     :func:`distillery.modeling.loading.student_base`); None: the teacher."""
     init: bool = True
     """False: ``distill.student_init: random`` (no candidate copies weights)."""
+    recipe: str = "fused_dynamic"
+    """``export.int8_recipe``: how candidates and the reference are quantised for timing."""
+    opset: int = 18
+    """``export.opset``."""
+    threads: int = 0
+    """``benchmark.threads``: intra-op threads of the timed sessions."""
 
     def __call__(self, worker: int) -> None:
         import dataclasses
@@ -138,6 +146,7 @@ class Worker:
         from distillery.data.prepared import load_prepared
         from distillery.distill import teacher_logits
         from distillery.modeling import loading
+        from distillery.nas.latency import ExportLatency
         from distillery.search import runner
 
         p, tp = self.nas, self.teacher
@@ -154,13 +163,20 @@ class Worker:
             if self.logits_dir is None:
                 raise UserError("nas.proxy: kd needs the teacher's logits (logits_dir)")
             logits = teacher_logits.load(self.logits_dir, "train", splits["train"])
+        timed = p.min_speedup is not None or p.max_latency_ms is not None \
+            or p.latency_penalty > 0 or (p.strategy == "nsga2" and p.cost == "latency")
+        latency = ExportLatency(
+            reference=base, tokenizer=tok, tokenizer_dir=str(loading.resolve_model_path(base_spec)),
+            texts=splits["eval"].subset(range(min(16, len(splits["eval"])))),
+            max_length=tp.max_length, recipe=self.recipe, opset=self.opset,
+            threads=self.threads, repeats=p.latency_repeats) if timed else None
         task = ProxyTask(
             teacher=base, tokenizer=tok, train=splits["train"],
             kd_logits=logits, kd_alpha=self.kd[0], kd_temperature=self.kd[1],
             val=splits["val"], max_length=tp.max_length, steps=p.proxy_steps,
             batch_size=p.batch_size, lr=p.lr, init_from_teacher=p.init_from_teacher and self.init,
             params_penalty=p.params_penalty, latency_penalty=p.latency_penalty,
-            latency_repeats=p.latency_repeats, metric=self.metric, seed=p.seed,
+            latency=latency, min_speedup=p.min_speedup, metric=self.metric, seed=p.seed,
             device=str(device),
         )
         study = runner.load(self.storage, self.study, directions(p.strategy))

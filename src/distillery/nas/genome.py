@@ -11,6 +11,7 @@ from typing import Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
+from distillery.core.io import UserError
 from distillery.modeling.loading import GENES, repair_genome
 
 Genome = dict[str, int]
@@ -66,7 +67,8 @@ class GenomeSpace:
         return repair_genome({g: int(params[g]) for g in GENES}, self.choices)
 
     def __hash__(self) -> int:
-        return hash(tuple((g, tuple(self.choices[g])) for g in GENES))
+        return hash((tuple((g, tuple(self.choices[g])) for g in GENES),
+                     self.choices.get("head_size")))
 
 
 @dataclass
@@ -88,24 +90,30 @@ def best(history: list[Candidate]) -> Candidate:
 
 
 def select(history: list[Candidate], max_params: float | None = None,
-           max_latency_ms: float | None = None) -> Candidate:
-    """:func:`best` among the candidates within ``max_params`` (millions of parameters) and
-    ``max_latency_ms`` (measured batch-1 latency); None = no limit.
+           max_latency_ms: float | None = None, min_speedup: float | None = None) -> Candidate:
+    """:func:`best` by score among the candidates within ``max_params`` (millions of
+    parameters), ``max_latency_ms`` (measured end-to-end latency) and ``min_speedup``
+    (measured speed-up over the reference); None = no limit.
 
     Raises:
-        ValueError: no candidate is within the limits (says how close the nearest came).
+        UserError: no candidate is within the limits (says how close the nearest came).
     """
-    ok = [c for c in history
-          if (max_params is None or c.info["n_params"] <= max_params * 1e6)
-          and (max_latency_ms is None or c.info["latency_ms"] <= max_latency_ms)]
+    def within(c: Candidate) -> bool:
+        return ((max_params is None or c.info["n_params"] <= max_params * 1e6)
+                and (max_latency_ms is None or c.info["latency_ms"] <= max_latency_ms)
+                and (min_speedup is None or c.info["speedup"] >= min_speedup))
+
+    ok = [c for c in history if within(c)]
     if not ok:
         smallest = min(c.info["n_params"] for c in history) / 1e6
         fastest = min(c.info["latency_ms"] for c in history)
-        raise ValueError(
-            f"no candidate architecture within nas.max_params={max_params} (M) and "
-            f"nas.max_latency_ms={max_latency_ms}: the smallest has {smallest:.2f}M parameters, "
-            f"the fastest takes {fastest:.2f} ms; raise the limit or shrink nas.search_space")
-    return best(ok)
+        top = max(c.info.get("speedup", float("nan")) for c in history)
+        raise UserError(
+            f"no candidate architecture within nas.max_params={max_params} (M), "
+            f"nas.max_latency_ms={max_latency_ms} and nas.min_speedup={min_speedup}: the "
+            f"smallest has {smallest:.2f}M parameters, the fastest takes {fastest:.3f} ms "
+            f"({top:.2f}x); relax a limit or add smaller options to nas.search_space")
+    return max(ok, key=lambda c: (c.info["score"], -c.info.get("n_params", 0)))
 
 
 def pareto_front(history: list[Candidate], cost: str = "n_params") -> list[Candidate]:

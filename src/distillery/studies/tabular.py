@@ -1,10 +1,15 @@
-"""HPO samplers on a tabular benchmark: LoRA configurations scored once (the expensive part),
-then every sampler replayed on the table many times, in seconds.
+"""Searches on tabular benchmarks: configurations scored once (the expensive part), then
+every sampler or strategy replayed on the table many times, in seconds.
 
-The objective a sampler sees is the score of the table configuration nearest to its proposal
-in the unit cube of the search space (log scales included). Each repetition searches its own
-random subset of the table, so deterministic samplers (SOO, BaMSOO) vary too; regret is
-measured against that subset's best.
+* HPO: LoRA configurations; the objective a sampler sees is the score of the table
+  configuration nearest to its proposal in the unit cube of the search space (log scales
+  included). Each repetition searches its own random subset of the table, so deterministic
+  samplers (SOO, BaMSOO) vary too; regret is measured against that subset's best.
+* NAS: every architecture of ``nas.search_space``; a strategy sees what stage ``nas`` would
+  (fitness with the speed budget; NSGA-II score and cost), and a trial is worth its score
+  when within the budget and the worst within-budget score when not (a pick over budget is
+  no better than the worst admissible one), so regret is measured against the best
+  architecture within the budget.
 """
 
 from __future__ import annotations
@@ -70,6 +75,88 @@ def replay(table: Table, sampler: str, seed: int, budget: int, n_initial: int) -
     runner.prepare(study, design, journal=True)
     runner.optimize(study, table.space, table.nearest, budget, desc=None)
     return [t.value for t in runner.finished_trials(study)]
+
+
+def every_genome(space: dict[str, Any]) -> list[dict[str, int]]:
+    """Every distinct valid architecture of a ``nas.search_space`` (after repair), in the
+    order of the product of its gene lists."""
+    import itertools
+
+    from distillery.nas.genome import GenomeSpace
+
+    genomes = GenomeSpace(space)
+    out: dict[tuple[int, ...], dict[str, int]] = {}
+    for combo in itertools.product(*(space[g] for g in genomes.names)):
+        g = genomes.repair(dict(zip(genomes.names, combo, strict=True)))
+        out.setdefault(genomes.key(g), g)
+    return list(out.values())
+
+
+@dataclass
+class NasTable:
+    """Rows of stage ``nas_table`` (genes, ``score``, ``speedup``, ``latency_ms``,
+    ``n_params``) and the pipeline's speed budget."""
+
+    rows: list[dict[str, Any]]
+    min_speedup: float | None
+
+    def __post_init__(self) -> None:
+        from distillery.nas.genome import key
+
+        self.by_key = {key(r): r for r in self.rows}
+        ok = [r["score"] for r in self.rows if self.within(r)]
+        if not ok:
+            raise UserError(f"no architecture of the table reaches nas.min_speedup="
+                            f"{self.min_speedup}: nothing to search for")
+        self.best, self.floor = max(ok), min(ok)
+
+    def within(self, row: dict[str, Any]) -> bool:
+        return self.min_speedup is None or row["speedup"] >= self.min_speedup
+
+    def row(self, genome: dict[str, int]) -> dict[str, Any]:
+        from distillery.nas.genome import key
+
+        return self.by_key[key(genome)]
+
+    def value(self, genome: dict[str, int]) -> float:
+        """What a pick is worth: its score within the budget, the floor outside."""
+        r = self.row(genome)
+        return r["score"] if self.within(r) else self.floor
+
+    def fitness(self, genome: dict[str, int]) -> tuple[float, dict[str, Any]]:
+        """What stage ``nas`` computes for a candidate (:class:`distillery.nas.ProxyTask`,
+        no penalties)."""
+        r = self.row(genome)
+        fit = r["score"] if self.within(r) else r["score"] - self.min_speedup / r["speedup"]
+        return fit, {k: r[k] for k in ("score", "speedup", "latency_ms", "n_params")}
+
+
+def read_nas_table(path: str, min_speedup: float | None) -> NasTable:
+    """The CSV written by the ``nas_table`` study stage."""
+    import csv
+
+    from distillery.nas.genome import GENES
+
+    with open(path, newline="") as f:
+        rows = [{**{g: int(r[g]) for g in GENES},
+                 **{k: float(r[k]) for k in ("score", "speedup", "latency_ms", "n_params")}}
+                for r in csv.DictReader(f)]
+    if not rows:
+        raise UserError(f"{path} holds no architectures: rerun the nas_table study stage")
+    return NasTable(rows, min_speedup)
+
+
+def replay_nas(table: NasTable, strategy: str, seed: int, p: Any) -> list[dict[str, int]]:
+    """Genomes of one ``strategy`` run at the budget of ``p`` (``nas.*``), in trial order
+    (NSGA-II's cost: the measured latency)."""
+    import dataclasses
+
+    from distillery import nas
+
+    history = nas.search(dataclasses.asdict(p.search_space), table.fitness, strategy,
+                         p.population, p.generations, seed, cost="latency", elite=p.elite,
+                         mutation_rate=p.mutation_rate, sample_size=p.sample_size)
+    return [c.genome for c in history]
 
 
 def best_so_far(values: Sequence[float]) -> np.ndarray:
