@@ -20,7 +20,7 @@ test: $(VENV)/.installed-dev
 # prints its URL: `export DISTILLERY_TEST_PG=$$(make -s postgres)`; the database tests start
 # their own when DISTILLERY_TEST_PG is unset. Stop: scripts/postgres.sh --stop DIR.
 postgres:
-	@scripts/postgres.sh
+	@bash scripts/postgres.sh
 
 # The teacher and the recommended student of the current run, side by side in a browser
 # (http://127.0.0.1:7860; options: python -m distillery.serve.demo --help).

@@ -209,6 +209,8 @@ def test_hpo(chain):
         assert m2["n_resumed"] == 3 and m2["best_trial"] == m["best_trial"]
 
 
+@pytest.mark.parametrize("one_chain", [  # one chain suffices: its retrain is the quicker
+    pytest.param("pairs", marks=pytest.mark.xdist_group("chain-pairs"))], indirect=True)
 def test_hpo_storage_named_by_the_environment(chain, pg_url, monkeypatch):
     """``hpo.storage: env:NAME``: the database URL (password included) is read at run time, so
     it is in no params value and no output; the study's name leaves the storage out, so the
