@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Stages run `python ...`: put the project's venv first on PATH for dvc and its children.
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: study test install lint clean-venv study-stackoverflow study-hwu64 study-distilbert demo \
+.PHONY: study test postgres install lint clean-venv study-stackoverflow study-hwu64 study-distilbert demo \
 	llm-zero-shot study-smollm2
 
 study: $(VENV)/.installed
@@ -15,6 +15,12 @@ study: $(VENV)/.installed
 # stage tests of one tiny dataset share one chain, so they stay on one worker (loadgroup).
 test: $(VENV)/.installed-dev
 	$(RUN) HF_HUB_OFFLINE=1 python -m pytest -q -n auto --dist loadgroup
+
+# A throwaway PostgreSQL on 127.0.0.1 (for the search tests, or to try workers on a database);
+# prints its URL: `export DISTILLERY_TEST_PG=$$(make -s postgres)`; the database tests start
+# their own when DISTILLERY_TEST_PG is unset. Stop: scripts/postgres.sh --stop DIR.
+postgres:
+	@bash scripts/postgres.sh
 
 # The teacher and the recommended student of the current run, side by side in a browser
 # (http://127.0.0.1:7860; options: python -m distillery.serve.demo --help).
@@ -35,7 +41,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,postgres]"
 	touch $@
 
 clean-venv:

@@ -6,7 +6,8 @@ passes as the final run (:func:`distillery.teachers.hpo.run_epochs`: the budget 
 number of classes), scoring ``task.metric`` on the validation split ``hpo.evals`` times;
 ``hpo.pruner`` stops hopeless trials, ``hpo.patience`` stops a run that no longer improves. Trials
 live in an Optuna study on ``--trials`` (a journal file the stage keeps between runs) or on
-``hpo.storage`` (a database URL): a killed run resumes without repeating a finished trial, and
+``hpo.storage`` (a database, e.g. ``env:DISTILLERY_STORAGE``: the URL read from that
+environment variable): a killed run resumes without repeating a finished trial, and
 ``hpo.workers`` processes (or machines) share the study. The best recipe is retrained on the
 whole train split, validated as it trains; its best checkpoint is merged and saved.
 
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     storage = p.storage or args.trials
     study, design = runner.open_study(storage, name, p.sampler, space, p.seed, p.n_initial,
                                       p.pruner, p.evals)
-    resumed = runner.prepare(study, design, journal="://" not in storage)
+    resumed = runner.prepare(study, design, journal=runner.is_journal(storage))
     trials_of = llm_teacher.CausalTrials if kind == "causal" else hpo.Trials
     with Timer() as timer:
         runner.run_workers(trials_of(tp, p, metric, args.data, storage, name), p.workers)

@@ -7,8 +7,8 @@ the pipeline ships it: int8 ONNX (``export.int8_recipe``), text in, label out, b
 teacher's int8 file. The winner is the best-scoring candidate within the speed budget
 ``nas.min_speedup`` (and ``nas.max_params`` / ``nas.max_latency_ms``). Trials live in an
 Optuna study on ``--trials`` (a journal the stage keeps between runs) or on ``nas.storage``
-(a database URL): a killed run resumes, a genome is trained once however often it is
-proposed, and ``nas.workers`` processes share the study.
+(a database, e.g. ``env:DISTILLERY_STORAGE``): a killed run resumes, a genome is trained
+once however often it is proposed, and ``nas.workers`` processes share the study.
 
 Deps: ``--data`` (prepared splits), ``--teacher`` (the fine-tuned teacher of stage hpo),
 ``--logits`` (its logits, stage ``label``: the KD proxy's targets).
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     name = runner.study_name("nas", same_experiment)
     storage = p.storage or args.trials
     study = runner.load(storage, name, nas.directions(p.strategy))
-    resumed = runner.prepare(study, [], journal="://" not in storage)
+    resumed = runner.prepare(study, [], journal=runner.is_journal(storage))
     with Timer() as timer:
         runner.run_workers(nas.Worker(tp, p, metric, args.data, storage, name, args.teacher,
                                       args.logits, kd, base, d.student_init != "random",

@@ -1,7 +1,9 @@
 """Shared fixtures: offline Hub, seeds, a tiny BERT teacher and two tiny datasets (SST-2-like
 single sentences in tsv, 3-class sentence pairs in csv).
 
-Nothing here downloads: the tokenizer vocabulary and the data are made by the fixtures.
+Nothing here downloads: the tokenizer vocabulary and the data are made by the fixtures. The
+database tests get a fresh PostgreSQL database each (``pg_url``) on a throwaway server on
+loopback (``pg_server``: ``$DISTILLERY_TEST_PG`` or ``scripts/postgres.sh``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 import csv
 import os
 import random
+import subprocess
+import tempfile
+import uuid
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -193,6 +198,45 @@ def tiny_run_dir(tmp_path_factory, tiny_teacher_dir) -> Path:
 def tiny_pair_run_dir(tmp_path_factory, tiny_teacher_dir) -> Path:
     """A tiny pipeline run on 3-class sentence pairs (see :func:`make_run_dir`)."""
     return make_run_dir(tmp_path_factory.mktemp("pair_run"), tiny_teacher_dir, pair=True)
+
+
+PG_ENV = "DISTILLERY_TEST_PG"
+"""URL of a running PostgreSQL server for the database tests (``.ci/run`` starts one with
+``scripts/postgres.sh``); unset, the tests start their own."""
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """URL of a PostgreSQL server's maintenance database: ``$DISTILLERY_TEST_PG``, else a
+    throwaway server started by ``scripts/postgres.sh`` for this session (skips, with the
+    script's message, only when no server can start)."""
+    if os.environ.get(PG_ENV):
+        yield os.environ[PG_ENV]
+        return
+    script = Path(__file__).resolve().parents[1] / "scripts" / "postgres.sh"
+    # not under pytest's folders: those are closed to other users, and the server runs as the
+    # postgres user when the tests run as root
+    folder = tempfile.mkdtemp(prefix="distillery-pg.")
+    proc = subprocess.run(["bash", str(script), folder], capture_output=True, text=True,
+                          timeout=600)
+    if proc.returncode != 0:
+        pytest.skip(f"PostgreSQL could not start: {proc.stderr.strip()[-500:]}")
+    try:
+        yield proc.stdout.strip()
+    finally:
+        subprocess.run(["bash", str(script), "--stop", folder], capture_output=True)
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """URL of a fresh, empty database on :func:`pg_server`, dropped after the test."""
+    import psycopg  # the `postgres` extra (make test installs it)
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        yield pg_server.rsplit("/", 1)[0] + f"/{name}"
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -209,6 +209,38 @@ def test_hpo(chain):
         assert m2["n_resumed"] == 3 and m2["best_trial"] == m["best_trial"]
 
 
+@pytest.mark.parametrize("one_chain", [  # one chain suffices: its retrain is the quicker
+    pytest.param("pairs", marks=pytest.mark.xdist_group("chain-pairs"))], indirect=True)
+def test_hpo_storage_named_by_the_environment(chain, pg_url, monkeypatch):
+    """``hpo.storage: env:NAME``: the database URL (password included) is read at run time, so
+    it is in no params value and no output; the study's name leaves the storage out, so the
+    trials copied from the journal into PostgreSQL are all resumed, none trained again."""
+    import optuna
+
+    chain.run("hpo")
+    journal = optuna.storages.journal.JournalStorage(
+        optuna.storages.journal.JournalFileBackend("models/hpo.journal"))
+    (name,) = optuna.get_all_study_names(journal)
+    secret = "s3cret-pw"
+    url = pg_url.replace("postgres@", f"postgres:{secret}@")
+    optuna.copy_study(from_study_name=name, from_storage=journal, to_storage=url)
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["hpo"]["storage"] = "env:DISTILLERY_STORAGE"
+    Path("params-db.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("DISTILLERY_STORAGE", url)
+    argv = ["--data", "prep", "--trials", "models/db/unused.journal", "--out", "models/db/teacher",
+            "--history", "db/hpo.csv", "--png", "db/hpo.png", "--metrics", "db/hpo.json",
+            "--curves", "db/curves", "--params", "params-db.yaml"]
+    load_stage("hpo").main(argv)
+    m = metrics("db/hpo.json")
+    assert m["n_resumed"] == m["n_trials"] == 3  # every trial from the copy, none run now
+    assert m["best_trial"] == metrics("m/hpo.json")["best_trial"]
+    assert not Path("models/db/unused.journal").exists()
+    written = [f for d in ("db", "models/db") for f in Path(d).rglob("*") if f.is_file()]
+    assert written and not [f for f in written + [Path("params-db.yaml")]
+                            if secret.encode() in f.read_bytes()]
+
+
 def test_label(chain):
     """The teacher's logits on every split, scored as stage ``hpo`` scored it."""
     chain.run("label")

@@ -45,9 +45,11 @@ class SlowWorker:
     n_trials: int
     log: str
     delay: float = 0.2
+    heartbeat: tuple[int, int] = runner.HEARTBEAT
 
     def __call__(self, worker: int) -> None:
-        study, _ = runner.open_study(self.storage, self.study, self.sampler, BRANIN, worker, 2)
+        study, _ = runner.open_study(self.storage, self.study, self.sampler, BRANIN, worker, 2,
+                                     heartbeat=self.heartbeat)
 
         def objective(p: dict) -> tuple[float, dict]:
             key = BRANIN.key(p)
@@ -63,3 +65,18 @@ class SlowWorker:
             f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+@dataclass
+class Sleeper:
+    """A worker that writes its pid to ``<folder>/<worker>.pid``, then sleeps ``seconds``."""
+
+    folder: str
+    seconds: float = 120.0
+
+    def __call__(self, worker: int) -> None:
+        path = os.path.join(self.folder, f"{worker}.pid")
+        with open(path + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.replace(path + ".tmp", path)
+        time.sleep(self.seconds)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
+import urllib.parse
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -180,6 +182,29 @@ def in_range(name: str, value: float, lo: float, hi: float) -> list[str]:
     if not lo <= value <= hi:
         return [f"{name}: got {value!r}, expected a value in [{lo}, {hi}]"]
     return []
+
+
+def storage_problem(name: str, value: str | None) -> str | None:
+    """An Optuna storage param (``hpo.storage``, ``nas.storage``) that is malformed or holds a
+    secret: a URL with a password would reach ``params.yaml``, ``dvc.lock`` and git history, so
+    it must come from the environment (``env:NAME``, read at run time)."""
+    if value is None:
+        return None
+    if value.startswith("env:"):
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value[4:]):
+            return None
+        return (f"{name}: got {value!r}, expected env:NAME with NAME an environment variable "
+                "name (letters, digits, underscores), e.g. env:DISTILLERY_STORAGE")
+    if not value.strip():
+        return f"{name}: got {value!r}, expected null, a database URL, a journal path or env:NAME"
+    if "://" in value and urllib.parse.urlsplit(value).password is not None:
+        parts = urllib.parse.urlsplit(value)
+        masked = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+        return (f"{name}: got {masked.geturl()!r}, a URL with a password would be written to "
+                "params.yaml, dvc.lock and git history; export the URL in an environment "
+                f"variable and set {name}: env:NAME (e.g. export "
+                f"DISTILLERY_STORAGE='<the URL>' and {name}: env:DISTILLERY_STORAGE)")
+    return None
 
 
 def positive(obj: Any, *names: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from distillery.config.base import positive
+from distillery.config.base import positive, storage_problem
 
 
 @dataclass
@@ -22,8 +22,10 @@ class HpoParams:
     workers: int = 1
     """Processes running trials in parallel on this machine (each gets cores / workers)."""
     storage: str | None = None
-    """Optuna storage of the trials: null = the stage's journal file; or a database URL
-    (``postgresql://user:pw@host/db``) that workers on other machines join."""
+    """Optuna storage of the trials: null = the stage's journal file; or the database that
+    workers on other machines join, as ``env:NAME`` (the URL, e.g.
+    ``postgresql://user:pw@host/db``, read from environment variable ``NAME`` at run time, so
+    no password reaches params or ``dvc.lock``) or a URL without a password."""
     method: list[Literal["full", "lora"]] = field(default_factory=lambda: ["full", "lora"])
     """Fine-tuning methods searched: ``full`` (every weight at ``full_lr``) and / or ``lora``
     (adapters at ``lr``); with both, the method is a searched dimension. Causal-LM teachers:
@@ -91,4 +93,6 @@ class HpoParams:
                 out.append(f"{name}: got {lo_hi!r}, the low end must be > 0 (log scale)")
         if len(self.rank) == 2 and self.rank[0] < 1:
             out.append(f"rank: got {self.rank!r}, ranks start at 1")
+        if problem := storage_problem("storage", self.storage):
+            out.append(problem)
         return out

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
-from distillery.config.base import in_range, positive
+from distillery.config.base import in_range, positive, storage_problem
 
 
 @dataclass
@@ -76,7 +76,9 @@ class NasParams:
     workers: int = 1
     """Processes running proxy trials in parallel (each gets cores / workers threads)."""
     storage: str | None = None
-    """Optuna storage of the trials: null = the stage's journal file; or a database URL."""
+    """Optuna storage of the trials: null = the stage's journal file; or a database as
+    ``env:NAME`` (its URL read from environment variable ``NAME`` at run time) or a URL without
+    a password (as ``hpo.storage``)."""
     mutation_rate: float = 0.5
     """Probability that each gene of a child is resampled."""
     proxy: Literal["ce", "kd"] = "kd"
@@ -135,4 +137,6 @@ class NasParams:
                 out.append(f"{name}: got {getattr(self, name)!r}, expected > 0 or null")
         if self.strategy == "nsga2" and self.population < 2:
             out.append(f"population: got {self.population}, nsga2 needs 2 or more")
+        if problem := storage_problem("storage", self.storage):
+            out.append(problem)
         return out + [f"search_space.{p}" for p in self.search_space.check()]
