@@ -111,11 +111,12 @@ def test_studies_on_tiny_params(stage_dir):
          "--metrics", "m/grid.json"])
     runs = _rows("p/grid.csv")
     cells = {(float(r["alpha"]), float(r["temperature"])) for r in runs}
-    assert cells == {(0.2, 1.0), (0.2, 4.0), (0.8, 1.0), (0.8, 4.0), (0.5, 2.0)}  # + the default
+    # the grid + the pipeline's own cell (distill.alpha 0.1, distill.temperature 2)
+    assert cells == {(0.2, 1.0), (0.2, 4.0), (0.8, 1.0), (0.8, 4.0), (0.1, 2.0)}
     assert len(runs) == 5 * 2
     m = json.loads(Path("m/grid.json").read_text())
-    assert set(m["contrasts"]) == {f"alpha={a:g} T={t:g} - alpha=0.5 T=2"
-                                   for a, t in cells - {(0.5, 2.0)}}
+    assert set(m["contrasts"]) == {f"alpha={a:g} T={t:g} - alpha=0.1 T=2"
+                                   for a, t in cells - {(0.1, 2.0)}}
     assert Path("p/grid.png").stat().st_size > 0
 
 

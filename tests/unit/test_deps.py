@@ -22,9 +22,12 @@ def test_a_stage_depends_only_on_the_params_sections_it_reads():
     wanted = deps.expected_deps(ROOT / "dvc.yaml", ROOT / "src")
     holders = {s for s, files in wanted.items() if "src/distillery/config/compress.py" in files}
     assert holders == {"compress"}
-    for stage in ("hpo", "label", "nas", "distill"):
+    for stage in ("hpo", "label", "distill"):
         assert not any(f.startswith("src/distillery/config/") and f.endswith(
             ("compress.py", "export.py", "benchmark.py", "report.py")) for f in wanted[stage])
+    # nas times candidates as the pipeline ships them: export.int8_recipe, benchmark.threads
+    assert not any(f.startswith("src/distillery/config/") and f.endswith(
+        ("compress.py", "report.py")) for f in wanted["nas"])
 
 
 @pytest.fixture

@@ -231,9 +231,11 @@ def test_unknown_key_and_out_of_range_value_are_reported_together():
 SEARCH_SPACE_ERRORS = [
     ({"depth": [1, 2]},
      ["nas.search_space.depth: unknown key",
-      "allowed keys: hidden_size, intermediate_size, num_attention_heads, num_hidden_layers"]),
-    ({"hidden_size": [30], "num_attention_heads": [4]},
+      "allowed keys: head_size, hidden_size, intermediate_size, num_attention_heads, "
+      "num_hidden_layers"]),
+    ({"hidden_size": [30], "num_attention_heads": [4], "head_size": None},
      ["nas.search_space.hidden_size/num_attention_heads", "[30] x [4]"]),
+    ({"hidden_size": [30]}, ["nas.search_space.head_size", "does not divide hidden_size [30]"]),
     ({"num_hidden_layers": []},
      ["nas.search_space.num_hidden_layers", "[]", "non-empty list of positive ints"]),
     ({"hidden_size": [64, -32]},
@@ -258,7 +260,8 @@ def test_search_space_that_is_not_a_mapping():
 
 
 def test_search_space_check_from_python():
-    bad = NasParams(search_space=SearchSpace(hidden_size=[30], num_attention_heads=[4]))
+    bad = NasParams(search_space=SearchSpace(hidden_size=[30], num_attention_heads=[4],
+                                             head_size=None))
     assert [p.split(":")[0] for p in bad.check()] == [
         "search_space.hidden_size/num_attention_heads"
     ]

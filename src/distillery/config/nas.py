@@ -65,9 +65,9 @@ class NasParams:
     """``evolution`` (generational, elitism + mutation), ``regularized`` (aging evolution,
     Real et al. 2019), ``nsga2`` (score vs ``cost``, Pareto front) or the ``random``
     baseline."""
-    population: int = 6
+    population: int = 8
     """Candidates per generation."""
-    generations: int = 3
+    generations: int = 4
     """Trials = population x generations (for every strategy); raising it extends a study."""
     elite: int = 2
     """Best candidates copied unchanged into the next generation (evolution)."""

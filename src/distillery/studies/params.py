@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from distillery.config.base import parse_section, positive
 from distillery.config.nas import SearchSpace
@@ -50,7 +51,7 @@ class ProxyStudyParams:
     reference_steps: int = 600
     """Steps of the reference: distillation from the fine-tuned teacher on train + transfer,
     as the final student is trained."""
-    search_space: dict[str, list[int]] | None = None
+    search_space: dict[str, Any] | None = None
     """Where the random architectures come from, keyed as ``nas.search_space``; null = the
     pipeline's ``nas.search_space``. A ranking study needs more distinct students than the
     default NAS space's four."""
