@@ -442,3 +442,17 @@ def test_nas_table_values_and_replays():
         assert len(picks) == 12 and all(nas.key(g) in table.by_key for g in picks)
     with pytest.raises(ValueError, match="nothing to search for"):
         tabular.NasTable(rows, min_speedup=100.0)
+
+
+def test_versus_random_is_a_paired_mean_with_its_interval():
+    from distillery.studies import tabular
+
+    def run(values):
+        return {"values": values, "table_best": 1.0, "random_best": 0.0}
+
+    runs = {"random": [run([0.5, 0.6]), run([0.7, 0.7]), run([0.4, 0.8])],
+            "evolution": [run([0.9, 1.0]), run([0.8, 0.9]), run([0.9, 0.9])]}
+    vs = tabular.versus(runs, "evolution")
+    # final regrets: random 0.4, 0.3, 0.2; evolution 0.0, 0.1, 0.1
+    assert vs["diff"] == pytest.approx(-0.7 / 3)
+    assert vs["ci95"][0] <= vs["diff"] <= vs["ci95"][1] < 0
