@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import tracemalloc
 from collections import Counter
 
 import pytest
@@ -214,6 +215,50 @@ def test_related_caps_the_run_length():
     long = " ".join(f"w{i}" for i in range(100))
     assert related([long], [" ".join(f"w{i}" for i in range(10, 20))]) == [True]
     assert related([long], [" ".join(f"w{i}" for i in range(10, 80))], max_words=64) == [False]
+
+
+def _related_by_brute_force(candidates, reference, max_words=64):
+    """The definition, spelled out: every run of up to ``max_words`` words of every text."""
+    def runs(text):
+        w = text.lower().split()
+        return {" ".join(w[i:i + k]) for k in range(1, min(len(w), max_words) + 1)
+                for i in range(len(w) - k + 1)}
+    norm = [" ".join(t.lower().split()) for t in reference]
+    return [any(" ".join(c.lower().split()) in runs(r) or n in runs(c)
+                for r, n in zip(reference, norm, strict=True)) for c in candidates]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_related_matches_its_definition_on_random_texts(seed):
+    rng = random.Random(seed)
+    vocab = ["a", "b", "c", "d", "E", "f"]  # few words: many containments either way
+
+    def text():
+        return "  ".join(rng.choice(vocab) for _ in range(rng.randint(0, 9)))
+    cands, ref = [text() for _ in range(60)], [text() for _ in range(30)]
+    assert related(cands, ref, max_words=4) == _related_by_brute_force(cands, ref, 4)
+    assert related(cands, ref) == _related_by_brute_force(cands, ref)
+
+
+def test_related_on_long_texts_stays_in_bounded_memory():
+    """Multi-thousand-word texts: runs are never all held at once (a 4,000-word text held
+    ~74 MB of run strings before); a short text inside a long one, and a long text holding a
+    short one, are still found."""
+    rng = random.Random(0)
+    vocab = [f"w{i}" for i in range(2000)]
+    long_texts = [" ".join(rng.choices(vocab, k=4000)) for _ in range(12)]
+    inside = " ".join(long_texts[3].split()[1000:1030])  # 30 words of a reference text
+    holds = long_texts[0] + " " + "x y z"  # a candidate holding the reference "X  y z"
+    cands = [inside, holds, long_texts[5], "w1 w2 nowhere"]
+    ref = long_texts[1:5] + ["X  y z"]
+    tracemalloc.start()
+    try:
+        got = related(cands, ref)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == [True, True, False, False]
+    assert peak < 4 * 2**20, f"peak {peak / 2**20:.1f} MiB"
 
 
 def test_val_is_unrelated_to_train_and_transfer_to_val():
