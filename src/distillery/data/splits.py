@@ -216,11 +216,10 @@ def related(candidates: Sequence[str], reference: Sequence[str],
     text is only related to another through its runs of that length or less.
 
     Memory is bounded by the short texts, not by the runs: only texts of at most ``max_words``
-    words can be the contained side, so only they are indexed (by their first word, with the
-    word counts that start with it), and each text's runs are made one at a time, only at a
-    position whose word starts an indexed text and only of those word counts. Runs are compared
-    as strings: exact, no hashing, so no collision. (A 4,000-word text once held ~74 MB of run
-    strings; it now holds its word list.)
+    words can be the contained side, so only they are indexed (by first word, word count and
+    last word), and each text's runs are made one at a time, only where those three match an
+    indexed text. Runs are compared as strings: exact, no hashing, so no collision risk. (A
+    4,000-word text once held ~70 MB of run strings; it now holds its word list.)
     """
     short_cands: dict[str, list[int]] = {}
     for i, c in enumerate(candidates):
@@ -243,22 +242,23 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _starts(texts: Iterable[str]) -> dict[str, set[int]]:
-    """First word of each (normalised, non-empty) text -> the word counts of those texts."""
-    out: dict[str, set[int]] = {}
+def _starts(texts: Iterable[str]) -> dict[str, dict[int, set[str]]]:
+    """First word of each (normalised, non-empty) text -> its word count -> the last words of
+    the texts with that first word and count."""
+    out: dict[str, dict[int, set[str]]] = {}
     for t in texts:
         words = t.split(" ")
-        out.setdefault(words[0], set()).add(len(words))
+        out.setdefault(words[0], {}).setdefault(len(words), set()).add(words[-1])
     return out
 
 
-def _runs(words: list[str], starts: dict[str, set[int]]) -> Iterator[str]:
-    """Runs of ``words``, one at a time, that begin with a word of ``starts`` and have one of
-    its word counts (the only runs that can equal an indexed text)."""
+def _runs(words: list[str], starts: dict[str, dict[int, set[str]]]) -> Iterator[str]:
+    """Runs of ``words``, one at a time, whose first word, word count and last word are those
+    of an indexed text (the only runs that can equal one)."""
     n = len(words)
     for i, w in enumerate(words):
-        for k in starts.get(w, ()):
-            if i + k <= n:
+        for k, last in starts.get(w, {}).items():
+            if i + k <= n and words[i + k - 1] in last:
                 yield " ".join(words[i:i + k])
 
 
