@@ -11,8 +11,10 @@ Outs: ``--out`` with ``train.jsonl`` (labelled subsample), ``val.jsonl`` (model 
 ``transfer.jsonl`` (unlabelled train texts the teacher labels for distillation), ``eval.jsonl``
 (the held-out evaluation split) and ``labels.json`` (class names, whether inputs are pairs).
 Metrics: ``--metrics``: examples per split, classes and the smallest class's train count,
-pair, empty texts / duplicates / train-eval overlap dropped, eval_carved, duration (figures to
-compare across runs, whatever the number of classes).
+pair, empty texts / duplicates / train-eval overlap dropped, label oddities (duplicates with
+conflicting labels, labels that read like a missing value, numbers mixed with words; each also
+warned about once), eval_carved, duration (figures to compare across runs, whatever the number
+of classes).
 Plots: ``--class-counts`` (CSV: class, train, val, eval examples).
 """
 
@@ -57,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         empty_texts_dropped=info["train_empty_texts_dropped"]
         + info.get("eval_empty_texts_dropped", 0),
         duplicates_dropped=counts["duplicates_dropped"],
+        conflicting_duplicates=counts["conflicting_duplicates"],
+        labels_missing_like=info["labels_missing_like"],
+        labels_mixed_numeric_words=info["labels_mixed_numeric_words"],
         train_eval_overlap_dropped=counts["overlap_dropped"],
         val_related_to_train_excluded=counts["val_related_to_train_excluded"],
         transfer_related_to_val_excluded=counts["transfer_related_to_val_excluded"],

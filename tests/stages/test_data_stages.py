@@ -121,3 +121,24 @@ def test_a_missing_column_ends_with_the_message_alone(tmp_path, monkeypatch, dat
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert message in out.stderr
     assert not (tmp_path / "prep").exists() and not (tmp_path / "p.json").exists()
+
+
+def test_a_quoted_tsv_with_label_oddities_reports_them_in_the_metrics(tmp_path, monkeypatch,
+                                                                      capsys):
+    """Banking77-style quoting (data.quoting=csv), labels that read like a missing value, a
+    number among words, duplicates with another label: counted in metrics, warned once each."""
+    rows = _intent_rows(400, seed=5) + [(f"nothing to do {i}", "None") for i in range(12)]
+    rows += [(f"code {i}", "7") for i in range(12)] + [(rows[0][0], "upgrade"),
+                                                       (rows[1][0], "upgrade")]
+    rows = [(f'"{t}\nsecond line, ""quoted"""', y) for t, y in rows]
+    _tsv(tmp_path / "train.tsv", rows)
+    monkeypatch.chdir(tmp_path)
+    metrics, (splits, names) = _run(tmp_path, source="train.tsv", eval_size=50, quoting="csv")
+    assert json.loads(Path("m/data.json").read_text())["train_rows"] == 426
+    assert names == ["7", "None", *INTENTS]
+    assert all(t.endswith('\nsecond line, "quoted"') for t in splits["train"].texts)
+    assert (metrics["labels_missing_like"], metrics["labels_mixed_numeric_words"]) == (12, 12)
+    conflicting = sum(rows[i][1] != "upgrade" for i in (0, 1))
+    assert metrics["conflicting_duplicates"] == conflicting > 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if " WARNING " in line]
+    assert len(warned) == 3, warned  # stderr: one line per oddity

@@ -251,3 +251,97 @@ def test_a_file_in_another_encoding_names_the_file_the_byte_and_the_fix(tmp_path
         msg = str(err.value)
         assert f"{ext} is not UTF-8 text (byte 0xe9 at position" in msg
         assert "re-save it as UTF-8" in msg and "iconv -f latin1" in msg
+
+
+def test_a_hub_revision_reaches_load_dataset_and_is_recorded(tmp_path, monkeypatch):
+    """No network: ``datasets.load_dataset`` is replaced; a new revision downloads again."""
+    import datasets
+
+    calls = []
+
+    def fake_load(source, config=None, **kwargs):
+        calls.append((source, config, kwargs.get("revision")))
+        return datasets.DatasetDict(
+            {"train": datasets.Dataset.from_dict({"sentence": ["a", "b"], "label": [0, 1]})})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    out = tmp_path / "raw"
+    sources.materialise(_params(source="org/set", revision="3f2a1c0"), out)
+    sources.materialise(_params(source="org/set", revision="3f2a1c0"), out)  # cached
+    assert calls == [("org/set", None, "3f2a1c0")]
+    assert json.loads((out / sources.SOURCE_FILE).read_text())["revision"] == "3f2a1c0"
+    sources.materialise(_params(source="org/set", revision="v2"), out)
+    assert calls[-1] == ("org/set", None, "v2")
+
+
+# --------------------------------------------------------------------------- quoting, odd labels
+
+BANKING = ('text\tcategory\n'
+           'I am still waiting on my card?\tcard_arrival\n'
+           '"My card got blocked.\nHow do I unblock my PIN?"\tpin_blocked\n'
+           '"He said ""hi""\tthen left"\tgreeting\n'
+           'Where is my card?\tcard_arrival\n')
+"""Banking77-style export: quoted fields, one spanning two lines, one holding a tab and a
+doubled quote."""
+
+
+def test_quoted_tsv_reads_with_csv_quoting(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "train.tsv").write_text(BANKING)
+    p = _params(source=str(tmp_path / "src"), text_column="text", label_column="category",
+                quoting="csv")
+    assert sources.materialise(p, tmp_path / "raw")["train_rows"] == 4
+    splits, names, _ = sources.load_raw(tmp_path / "raw", p)
+    assert splits["train"].texts == [
+        "I am still waiting on my card?", "My card got blocked.\nHow do I unblock my PIN?",
+        'He said "hi"\tthen left', "Where is my card?"]
+    assert names == ["card_arrival", "greeting", "pin_blocked"]
+
+
+@pytest.mark.parametrize("tab_in_quotes", [False, True], ids=["empty-label", "unreadable"])
+def test_quoted_tsv_read_without_quoting_suggests_the_param(tmp_path, tab_in_quotes):
+    text = BANKING if tab_in_quotes else BANKING.replace('""hi""\tthen', '""hi"" then')
+    (tmp_path / "train.tsv").write_text(text)
+    p = _params(text_column="text", label_column="category")
+    with pytest.raises(UserError) as err:
+        sources.load_raw(tmp_path, p)
+    msg = str(err.value)
+    assert "opens with a double quote" in msg and "set data.quoting=csv" in msg
+    assert ("could not read train.tsv" if tab_in_quotes else "empty label") in msg
+    if not tab_in_quotes:
+        assert "in data row 2;" in msg
+
+
+def test_an_empty_label_far_from_any_quote_does_not_mention_quoting(tmp_path):
+    (tmp_path / "train.tsv").write_text('text\tlabel\n"quoted" fine\t1\na\t0\nb\t1\nc\t0\nd\t\n')
+    with pytest.raises(UserError, match="empty label .* data row 5;") as err:
+        sources.load_raw(tmp_path, _params(text_column="text"))
+    assert "quoting" not in str(err.value)
+
+
+@pytest.mark.parametrize("ext", [".csv", ".parquet"])
+def test_a_nan_label_is_a_missing_label(tmp_path, ext):
+    nan = "NaN" if ext == ".csv" else float("nan")
+    write(tmp_path / f"train{ext}", [("a", 0.0), ("b", 1.0), ("c", nan), ("d", 1.0)])
+    with pytest.raises(UserError, match=r"label (nan|'NaN') \(a missing value\).* data row 3; "
+                                        r"every example needs a label"):
+        sources.load_raw(tmp_path, _params())
+
+
+def test_label_oddities_are_counted_and_warned_once_each(tmp_path, caplog):
+    rows = [("a", "0"), ("b", "1"), ("c", "pos"), ("d", "None"), ("e", "0"), ("f", "1")]
+    write(tmp_path / "train.csv", rows)
+    write(tmp_path / "dev.csv", [("g", "null"), ("h", "1")])
+    with caplog.at_level("WARNING", logger="distillery.data.labels"):
+        with pytest.raises(UserError, match="'null'"):  # a label train lacks: still an error
+            sources.load_raw(tmp_path, _params())
+    write(tmp_path / "dev.csv", [("g", "None"), ("h", "1")])
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="distillery.data.labels"):
+        _, names, info = sources.load_raw(tmp_path, _params())
+    assert names == ["0", "1", "None", "pos"]
+    assert (info["labels_missing_like"], info["labels_mixed_numeric_words"]) == (2, 2)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2
+    assert "2 label(s) read like a missing value ('None': 2)" in warned[0]
+    assert "numbers (4 examples: '0': 2, '1': 2) and words (2 examples" in warned[1]

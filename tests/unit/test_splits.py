@@ -117,7 +117,8 @@ def test_make_splits_exact_sizes_and_disjoint(pool, dev, n_train, n_val, n_trans
         "train": n_train, "val": n_val, "transfer": n_transfer, "eval": 60}
     assert splits["eval"] == dev  # a given eval split is kept whole
     _assert_disjoint(splits)
-    assert info == {"duplicates_dropped": 0, "overlap_dropped": 0, "eval_carved": False,
+    assert info == {"duplicates_dropped": 0, "conflicting_duplicates": 0, "overlap_dropped": 0,
+                    "eval_carved": False,
                     "pool_size": 400, "val_related_to_train_excluded": 0,
                     "transfer_related_to_val_excluded": 0}
 
@@ -200,6 +201,20 @@ def test_make_splits_asking_for_too_much_names_the_key(pool, sizes, eval_size, m
     eval_ = make_sentences(5, seed=9) if eval_size is None else None
     with pytest.raises(ValueError, match=match):
         make_splits(pool, eval_, *sizes, eval_size=eval_size or 1, seed=0)
+
+
+def test_duplicates_with_another_label_are_counted_and_warned_once(caplog):
+    texts = ["a b", "c d", "a b", "a b", "c d", "e f", "g h"]
+    train = Split(texts, [0, 1, 0, 1, 0, 1, 0])  # "a b": 0, 0, 1; "c d": 1, 0
+    with caplog.at_level("WARNING", logger="distillery.data.splits"):
+        splits, info = make_splits(train, Split(["z"], [0]), 3, 1, 0, eval_size=1, seed=0)
+    assert (info["duplicates_dropped"], info["conflicting_duplicates"]) == (3, 2)
+    kept = {t: y for s in ("train", "val")
+            for t, y in zip(splits[s].texts, splits[s].labels, strict=True)}
+    assert kept == {"a b": 0, "c d": 1, "e f": 1, "g h": 0}  # the first occurrence's label
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "2 duplicate example(s) carry another label" in warned[0]
+    assert "'a b': class id 0, then 1" in warned[0]
 
 
 # --------------------------------------------------------------------------- phrase leakage

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from distillery.config.base import positive
 
@@ -12,7 +13,7 @@ class DataParams:
     """Where the raw labelled text comes from and which columns hold what.
 
     ``source`` is a local file or folder (csv / tsv / json / jsonl / parquet, read with
-    ``datasets``' packaged builders; tsv = csv with a tab delimiter and no quoting) or a
+    ``datasets``' packaged builders; tsv = csv with a tab delimiter, quoting per ``quoting``) or a
     Hugging Face Hub dataset id (downloaded once by the ``data`` stage into ``data/raw``).
     A folder holds one file per split, named ``<split>.<ext>``; a single file is the train
     split.
@@ -22,6 +23,14 @@ class DataParams:
     """Local file / folder, or a Hub dataset id such as ``glue`` (with ``config: mrpc``)."""
     config: str | None = None
     """Hub dataset configuration (e.g. ``mrpc`` of ``glue``); null for local sources."""
+    revision: str | None = None
+    """Hub dataset only: the git revision (commit hash, tag or branch) to download, so a Hub
+    run is reproducible; null = the default branch at download time. Changing it downloads
+    again."""
+    quoting: Literal["none", "csv"] = "none"
+    """How ``.tsv`` files are read: ``none`` (GLUE style: a ``"`` is text, one line per row) or
+    ``csv`` (a field in double quotes may hold tabs and line breaks, ``""`` is a quote, as in
+    exported intent sets like Banking77). ``.csv`` files always use csv quoting."""
     text_column: str = "sentence"
     """Column with the text to classify (the first sentence of a pair)."""
     text_pair_column: str | None = None
@@ -47,6 +56,8 @@ class DataParams:
         for name in ("source", "text_column", "label_column", "train_split"):
             if not getattr(self, name):
                 out.append(f"{name}: must not be empty")
+        if self.revision is not None and not self.revision.strip():
+            out.append("revision: must not be empty; null = the default branch")
         if self.text_pair_column is not None and self.text_pair_column in (
             self.text_column, self.label_column
         ):

@@ -4,8 +4,9 @@
 byte for byte, a Hub dataset is downloaded once with ``datasets`` and saved as one parquet file
 per split plus ``source.json``. :func:`load_raw` (stage ``prepare``) reads the train and eval
 split files there with ``datasets``' packaged builders (csv, tsv, json / jsonl, parquet) and
-turns the label column into class ids. The ``data`` stage must stay cheap for local sources,
-so ``datasets`` (and with it pandas / pyarrow) is imported only where it is needed.
+turns the label column into class ids (:mod:`distillery.data.labels`). The ``data`` stage must
+stay cheap for local sources, so ``datasets`` (and with it pandas / pyarrow) is imported only
+where it is needed.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ import csv
 import filecmp
 import json
 import logging
-import re
 import shutil
 import tempfile
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from distillery.config.data import DataParams
 from distillery.core.io import UserError, atomic_path
+from distillery.data.labels import label_ids, missing_label, oddities
 from distillery.data.prepared import Split
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,6 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json",
 """Supported file extensions and how each is read."""
 SOURCE_FILE = "source.json"
 """Written next to Hub downloads: where they came from."""
-_INT = re.compile(r"[+-]?\d+")
 
 
 # --------------------------------------------------------------------------- stage data
@@ -43,9 +42,10 @@ def materialise(p: DataParams, out_dir: str | Path) -> dict[str, Any]:
 
     A local file or folder (only its files with a supported extension) is copied byte for
     byte, names kept; nothing is rewritten when ``out_dir`` already holds identical files.
-    Anything else is a Hub dataset id: ``datasets.load_dataset(source, config)``, each split
-    saved as ``<split>.parquet``, plus ``source.json``; skipped when ``source.json`` already
-    names the same id and config (``data/raw`` persists between runs).
+    Anything else is a Hub dataset id: ``datasets.load_dataset(source, config,
+    revision=revision)``, each split saved as ``<split>.parquet``, plus ``source.json``; skipped
+    when ``source.json`` already names the same id, config and revision (``data/raw`` persists
+    between runs).
 
     Returns:
         Metrics: ``origin`` (``local`` / ``hub``), ``source``, ``files`` and ``<split>_rows``.
@@ -65,9 +65,9 @@ def materialise(p: DataParams, out_dir: str | Path) -> dict[str, Any]:
                 for f in files:
                     shutil.copyfile(f, tmp / f.name)
             logger.info("copied %d file(s) from %s to %s", len(files), p.source, out_dir)
-        rows = {f"{f.stem}_rows": _count_rows(f) for f in files}
+        rows = {f"{f.stem}_rows": _count_rows(f, p.quoting) for f in files}
         return {"origin": "local", "source": p.source, "files": len(files), **rows}
-    meta = _download(p.source, p.config, out_dir)
+    meta = _download(p.source, p.config, p.revision, out_dir)
     rows = {f"{s}_rows": n for s, n in meta["splits"].items()}
     return {"origin": "hub", "source": p.source, "files": len(rows), **rows}
 
@@ -101,7 +101,7 @@ def not_utf8(path: Path, err: UnicodeDecodeError) -> UserError:
                      f"utf8_{path.name}` if it is Latin-1")
 
 
-def _count_rows(path: Path) -> int:
+def _count_rows(path: Path, quoting: str = "none") -> int:
     """Data rows of a local file, cheaply (no pandas)."""
     kind = FORMATS[path.suffix.lower()]
     if kind == "parquet":
@@ -109,15 +109,16 @@ def _count_rows(path: Path) -> int:
 
         return pq.ParquetFile(path).metadata.num_rows
     try:
-        return _count_text_rows(path, kind)
+        return _count_text_rows(path, "csv-tab" if kind == "tsv" and quoting == "csv" else kind)
     except UnicodeDecodeError as err:
         raise not_utf8(path, err) from None
 
 
 def _count_text_rows(path: Path, kind: str) -> int:
     with path.open(encoding="utf-8-sig", newline="") as f:
-        if kind == "csv":
-            return max(0, sum(1 for row in csv.reader(f) if row) - 1)
+        if kind in ("csv", "csv-tab"):
+            rows = csv.reader(f, delimiter="\t" if kind == "csv-tab" else ",")
+            return max(0, sum(1 for row in rows if row) - 1)
         if kind == "json" and f.read(1) == "[":
             f.seek(0)
             return len(json.load(f))
@@ -126,25 +127,27 @@ def _count_text_rows(path: Path, kind: str) -> int:
     return max(0, lines - 1) if kind == "tsv" else lines
 
 
-def _download(source: str, config: str | None, out_dir: Path) -> dict[str, Any]:
-    wanted = {"origin": "hub", "source": source, "config": config}
+def _download(source: str, config: str | None, revision: str | None,
+              out_dir: Path) -> dict[str, Any]:
+    wanted = {"origin": "hub", "source": source, "config": config, "revision": revision}
     meta_path = out_dir / SOURCE_FILE
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         if {k: meta.get(k) for k in wanted} == wanted:
-            logger.info("%s already holds %s (config %s): no download", out_dir, source, config)
+            logger.info("%s already holds %s (config %s, revision %s): no download", out_dir,
+                        source, config, revision)
             return meta
     logger.info("%s is not a local path: downloading it from the Hugging Face Hub", source)
     import datasets
 
     try:
-        ds = datasets.load_dataset(source, config)
+        ds = datasets.load_dataset(source, config, revision=revision)
     except Exception as err:  # offline, unknown id, missing config...: all fixed the same way
         raise UserError(
-            f"data.source={source!r} (data.config={config!r}) is not an existing local file or "
-            f"folder, and downloading it from the Hugging Face Hub failed ({type(err).__name__}: "
-            f"{err}). Check data.source (a path relative to the repo, or a Hub dataset id) and "
-            "data.config, or go online."
+            f"data.source={source!r} (data.config={config!r}, data.revision={revision!r}) is not "
+            "an existing local file or folder, and downloading it from the Hugging Face Hub "
+            f"failed ({type(err).__name__}: {err}). Check data.source (a path relative to the "
+            "repo, or a Hub dataset id), data.config and data.revision, or go online."
         ) from err
     meta = {**wanted, "splits": {}}
     with atomic_path(out_dir) as tmp:
@@ -164,7 +167,9 @@ def load_raw(folder: str | Path, p: DataParams) -> tuple[dict[str, Split], list[
 
     Files are ``<split>.<ext>`` in ``folder``; a folder holding a single data file is the
     train split. Texts are stripped; examples with an empty text (or pair) are dropped and
-    counted. The label set comes from train (see :func:`label_ids`).
+    counted; a missing label (empty, ``NaN``) is an error. The label set comes from train
+    (see :func:`~distillery.data.labels.label_ids`); label oddities are counted
+    (:func:`~distillery.data.labels.oddities`).
 
     Returns:
         ``{"train": Split, "eval": Split}`` (no ``eval`` when the source lacks
@@ -201,8 +206,9 @@ def load_raw(folder: str | Path, p: DataParams) -> tuple[dict[str, Split], list[
     values: dict[str, list] = {}
     for name, (columns, _) in raw.items():
         splits[name], values[name], info[f"{name}_empty_texts_dropped"] = _to_split(
-            columns, p, (train_file if name == "train" else eval_file).name)
+            columns, p, train_file if name == "train" else eval_file)
         info[f"{name}_rows"] = len(columns[p.label_column])
+    info.update(oddities(values))
     ids, names, info["label_type"] = label_ids(values, p.label_names, raw["train"][1])
     for name, split in splits.items():
         split.labels = ids[name]
@@ -233,8 +239,9 @@ def _read_file(path: Path, p: DataParams, cache_dir: str) -> tuple[dict[str, lis
         # Everything read as text: "null" / "NA" stay texts, "2010" stays "2010", and a
         # label column cannot change type from one chunk to the next.
         kwargs = {"sep": sep, "keep_default_na": False, "na_filter": False,
-                  "converters": {c: str for c in _csv_header(path, sep) if c in wanted}}
-        if kind == "tsv":
+                  "converters": {c: str for c in _csv_header(path, sep, p.quoting)
+                                 if c in wanted}}
+        if kind == "tsv" and p.quoting == "none":
             kwargs["quoting"] = csv.QUOTE_NONE
     try:
         ds = datasets.load_dataset("csv" if kind == "tsv" else kind, data_files=str(path),
@@ -243,11 +250,13 @@ def _read_file(path: Path, p: DataParams, cache_dir: str) -> tuple[dict[str, lis
         cause = err.__cause__ or err
         if isinstance(cause, UnicodeDecodeError):
             raise not_utf8(path, cause) from err
+        tsv_rule = {"none": ", tab-separated, no quoting", "csv": ", tab-separated"}
         raise UserError(
             f"could not read {path.name} as {kind} ({type(cause).__name__}: {cause}). "
             "Fix the file: a header row naming the columns"
-            + (", tab-separated, no quoting" if kind == "tsv" else "")
-            + "; or give it the extension of its real format") from err
+            + (tsv_rule[p.quoting] if kind == "tsv" else "")
+            + "; or give it the extension of its real format"
+            + (_QUOTE_HINT if kind == "tsv" and _opens_quote(path, p.quoting) else "")) from err
     missing = [c for c in wanted if c not in ds.column_names]
     if missing:
         key = {p.text_column: "text_column", p.text_pair_column: "text_pair_column",
@@ -260,19 +269,20 @@ def _read_file(path: Path, p: DataParams, cache_dir: str) -> tuple[dict[str, lis
     return ds.select_columns(wanted).to_dict(), names
 
 
-def _csv_header(path: Path, sep: str) -> list[str]:
+def _csv_header(path: Path, sep: str, quoting: str = "none") -> list[str]:
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
-            if sep == "\t":
+            if sep == "\t" and quoting == "none":
                 return f.readline().rstrip("\r\n").split("\t")
-            return next(csv.reader(f), [])
+            return next(csv.reader(f, delimiter=sep), [])
     except UnicodeDecodeError as err:
         raise not_utf8(path, err) from None
 
 
-def _to_split(columns: dict[str, list], p: DataParams, file: str) -> tuple[Split, list, int]:
+def _to_split(columns: dict[str, list], p: DataParams, path: Path) -> tuple[Split, list, int]:
     """Stripped texts of the rows whose text (and pair) is not empty, their raw labels, and
     how many rows were dropped."""
+    file = path.name
     texts = [_text(t) for t in columns[p.text_column]]
     pairs = [_text(t) for t in columns[p.text_pair_column]] if p.text_pair_column else None
     keep = [i for i, t in enumerate(texts) if t and (pairs is None or pairs[i])]
@@ -283,87 +293,47 @@ def _to_split(columns: dict[str, list], p: DataParams, file: str) -> tuple[Split
         raise UserError(f"{file}: no examples (rows: {len(texts)}, all with an empty text); "
                          "check data.text_column" + (" and data.text_pair_column" if pairs else ""))
     labels = [columns[p.label_column][i] for i in keep]
-    for i, y in zip(keep, labels, strict=True):
-        if y is None or (isinstance(y, str) and not y.strip()):
-            raise UserError(f"{file}: empty label (data.label_column {p.label_column!r}) in data "
-                             f"row {i + 1}; every example needs a label")
+    missing = [i for i, y in zip(keep, labels, strict=True) if missing_label(y)]
+    if missing:
+        raise _missing_labels(columns, p, path, missing)
     split = Split([texts[i] for i in keep], [-1] * len(keep),
                   None if pairs is None else [pairs[i] for i in keep])
     return split, labels, dropped
 
 
+def _missing_labels(columns: dict[str, list], p: DataParams, path: Path,
+                    rows: list[int]) -> UserError:
+    """The error for rows without a label: an empty one, or ``NaN`` (a missing value as pandas
+    writes it); in a tsv read without quoting, a field near the first such row that opens with
+    a quote suggests ``data.quoting=csv``."""
+    i = rows[0]
+    y = columns[p.label_column][i]
+    what = "empty label" if y is None or str(y).strip() == "" else f"label {y!r} (a missing value)"
+    where = f"data row {i + 1}" + (f" and {len(rows) - 1} more" if len(rows) > 1 else "")
+    msg = (f"{path.name}: {what} (data.label_column {p.label_column!r}) in {where}; every "
+           "example needs a label: fill it in or delete the row")
+    if FORMATS[path.suffix.lower()] == "tsv" and p.quoting == "none":
+        near = [columns[c][j] for c in (p.text_column, p.text_pair_column, p.label_column) if c
+                for j in range(max(0, i - 1), min(len(columns[c]), i + 2))]
+        if any(isinstance(v, str) and v.lstrip().startswith('"') for v in near):
+            msg += _QUOTE_HINT
+    return UserError(msg)
+
+
+_QUOTE_HINT = (". A field there opens with a double quote: if the file quotes its fields (a "
+               "quoted field may span lines), set data.quoting=csv")
+
+
+def _opens_quote(path: Path, quoting: str) -> bool:
+    """Whether a field of the tsv ``path`` opens with a double quote (read without quoting)."""
+    if quoting != "none":
+        return False
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            return any(line.startswith('"') or '\t"' in line for line in f)
+    except UnicodeDecodeError:
+        return False
+
+
 def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
-
-
-# --------------------------------------------------------------------------- labels
-
-
-def label_ids(
-    values: dict[str, list], label_names: list[str] | None, classlabel: list[str] | None = None
-) -> tuple[dict[str, list[int]], list[str], str]:
-    """Class ids of raw label values; the label set comes from ``values["train"]``.
-
-    Integer labels (ints, or strings that all look like ints) keep their value as id when they
-    are ``0..C-1``, else the sorted values are numbered; their names are ``label_names`` if
-    given (one per class), else the dataset's ClassLabel names, else the values as strings.
-    String labels are sorted and numbered; ``label_names`` must then be null.
-
-    Returns:
-        Ids per split (same keys as ``values``), the names (index = id), ``"int"`` or ``"str"``.
-
-    Raises:
-        ValueError: fewer than 2 classes, ``label_names`` of the wrong length or given for
-            string labels, a label of another split that train lacks, unusable label values.
-    """
-    kind, train = _normalise(values["train"], "train")
-    classes = sorted(set(train))
-    if kind == "int":
-        if label_names is not None and len(label_names) != len(classes):
-            raise UserError(f"data.label_names has {len(label_names)} names but train has "
-                             f"{len(classes)} classes ({', '.join(map(str, classes))}): fix "
-                             "data.label_names or set it to null")
-        if label_names is not None:
-            names = list(label_names)
-        elif classlabel is not None:
-            names = [classlabel[v] if 0 <= v < len(classlabel) else str(v) for v in classes]
-        else:
-            names = [str(v) for v in classes]
-    else:
-        if label_names is not None:
-            raise UserError(f"data.label_names is {label_names!r} but the labels are strings "
-                             f"(e.g. {classes[0]!r}), which are their own names: set "
-                             "data.label_names: null")
-        names = list(classes)
-    if len(classes) < 2:
-        raise UserError(f"train has a single class ({names[0]!r}): a classifier needs at least "
-                         "2; check data.source and data.label_column")
-    index = {v: i for i, v in enumerate(classes)}
-    ids = {"train": [index[v] for v in train]}
-    for name, raw in values.items():
-        if name == "train":
-            continue
-        vals = _normalise(raw, name)[1] if kind == "int" else [str(v).strip() for v in raw]
-        unknown = Counter(v for v in vals if v not in index)
-        if unknown:
-            shown = ", ".join(f"{v!r} ({n} examples)" for v, n in unknown.most_common(5))
-            raise UserError(f"{name} split: label {shown} does not occur in train; every "
-                             "class must have training examples")
-        ids[name] = [index[v] for v in vals]
-    return ids, names, kind
-
-
-def _normalise(values: list, split: str) -> tuple[str, list]:
-    """``("int", ints)`` or ``("str", strings)`` of raw label values."""
-    if all(isinstance(v, int) for v in values):
-        return "int", [int(v) for v in values]
-    if all(isinstance(v, float) and v.is_integer() for v in values):
-        return "int", [int(v) for v in values]
-    if all(isinstance(v, str) for v in values):
-        stripped = [v.strip() for v in values]
-        if all(_INT.fullmatch(v) for v in stripped):
-            return "int", [int(v) for v in stripped]
-        return "str", stripped
-    types = sorted({type(v).__name__ for v in values})
-    raise UserError(f"{split} split: the label column holds {', '.join(types)} values; "
-                     "expected class labels (integers or strings), check data.label_column")

@@ -113,16 +113,18 @@ def make_splits(
     of the rest with labels ``-1`` (the teacher labels them for distillation).
 
     Returns:
-        The four splits and counts for metrics: ``duplicates_dropped``, ``overlap_dropped``
-        (train examples also in eval), ``eval_carved``, ``pool_size``.
+        The four splits and counts for metrics: ``duplicates_dropped``,
+        ``conflicting_duplicates`` (dropped duplicates whose label differs from the kept first
+        occurrence's), ``overlap_dropped`` (train examples also in eval), ``eval_carved``,
+        ``pool_size``.
 
     Raises:
         ValueError: the pool is smaller than requested (names the key to lower).
     """
+    unique, conflicting = _dedup(train)
     keys = _keys(train)
-    seen: set[tuple[str, str | None]] = set()
-    unique = [i for i, k in enumerate(keys) if not (k in seen or seen.add(k))]
-    info: dict[str, Any] = {"duplicates_dropped": len(train) - len(unique)}
+    info: dict[str, Any] = {"duplicates_dropped": len(train) - len(unique),
+                            "conflicting_duplicates": conflicting}
     eval_keys = set() if eval_ is None else set(_keys(eval_))
     kept = [i for i in unique if keys[i] not in eval_keys]
     info["overlap_dropped"] = len(unique) - len(kept)
@@ -260,6 +262,27 @@ def _runs(words: list[str], starts: dict[str, dict[int, set[str]]]) -> Iterator[
         for k, last in starts.get(w, {}).items():
             if i + k <= n and words[i + k - 1] in last:
                 yield " ".join(words[i:i + k])
+
+
+def _dedup(train: Split) -> tuple[list[int], int]:
+    """Indices of the first occurrence of each (text, pair), and how many later occurrences
+    carry another label (dropped like the others, with one warning)."""
+    first: dict[tuple[str, str | None], int] = {}
+    unique, conflicts = [], []
+    for i, k in enumerate(_keys(train)):
+        j = first.setdefault(k, i)
+        if j == i:
+            unique.append(i)
+        elif train.labels[j] != train.labels[i]:
+            conflicts.append((j, i))
+    if conflicts:
+        j, i = conflicts[0]
+        logger.warning(
+            "train: %d duplicate example(s) carry another label than their first occurrence "
+            "(e.g. %r: class id %d, then %d); the first occurrence is kept. Fix those labels in "
+            "the source if the first is not the right one", len(conflicts),
+            train.texts[j][:80], train.labels[j], train.labels[i])
+    return unique, len(conflicts)
 
 
 def _keys(split: Split) -> list[tuple[str, str | None]]:
