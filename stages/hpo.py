@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     metric = load_section(args.params, "task", TaskParams).metric
     kind = llm_teacher.check(tp)
     if kind == "encoder":
-        check_teacher(tp.model)
+        check_teacher(tp.model, tp.revision)
     elif "full" in p.method:
         raise UserError(f"hpo.method: got {p.method}, a causal-LM teacher is tuned with LoRA "
                         "only: set hpo.method to [lora]")

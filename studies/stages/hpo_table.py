@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # live checks: configurations spread over the ranking, retrained with another seed
     splits, names = load_prepared(args.data)
-    tok = loading.load_tokenizer(tp.model)
+    tok = loading.load_tokenizer(tp.model, tp.revision)
     trial_train = splits["train"].subset(range(hpo.trial_size(p, len(splits["train"]))))
     epochs = hpo.run_epochs(p, len(splits["train"]), len(names))
     order = np.argsort([-r["score"] for r in rows])

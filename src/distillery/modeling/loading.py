@@ -34,8 +34,8 @@ from distillery.modeling.families import GENES
 logger = logging.getLogger(__name__)
 
 __all__ = ["GENES", "PROMPT_ATTR", "check_teacher", "count_params", "dir_size_mb",
-           "freeze_word_embeddings", "is_prompted", "load_classifier", "load_tokenizer",
-           "repair_genome", "resolve_model_path", "student_base"]
+           "freeze_word_embeddings", "hub_kwargs", "is_prompted", "load_classifier",
+           "load_tokenizer", "repair_genome", "resolve_model_path", "student_base"]
 
 PROMPT_ATTR = "distillery_prompt"
 """Config attribute holding the prompt of a causal-LM classifier (template, verbalizers, labels;
@@ -75,8 +75,27 @@ def resolve_model_path(spec: str) -> str:
     return spec
 
 
-def load_tokenizer(spec: str):
-    """Load the (fast) tokenizer of ``spec``.
+_IGNORED: set[tuple[str, str]] = set()
+"""(local path, revision) pairs already warned about."""
+
+
+def hub_kwargs(path: str, revision: str | None, key: str = "teacher.revision") -> dict[str, Any]:
+    """``{"revision": revision}`` for ``from_pretrained`` when ``path`` (resolved by
+    :func:`resolve_model_path`) is a Hub id; ``{}`` for a local folder (a revision there is
+    ignored, with a warning) or when ``revision`` is None."""
+    if revision is None:
+        return {}
+    if Path(path).exists():
+        if (path, revision) not in _IGNORED:
+            _IGNORED.add((path, revision))
+            logger.warning("%s=%r ignored: %s is local, a revision pins Hub ids only", key,
+                           revision, path)
+        return {}
+    return {"revision": revision}
+
+
+def load_tokenizer(spec: str, revision: str | None = None):
+    """Load the (fast) tokenizer of ``spec`` (at Hub ``revision``, if given).
 
     The tokenizer of a causal-LM teacher in classifier form loads as the generic fast
     tokenizer of its ``tokenizer.json``: the class of its model type (e.g. ``Qwen2Tokenizer``)
@@ -85,10 +104,10 @@ def load_tokenizer(spec: str):
     config = Path(path) / "config.json"
     if config.is_file() and PROMPT_ATTR in json.loads(config.read_text()):
         return PreTrainedTokenizerFast.from_pretrained(path)
-    return AutoTokenizer.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(path, **hub_kwargs(path, revision))
 
 
-def check_teacher(spec: str) -> str:
+def check_teacher(spec: str, revision: str | None = None) -> str:
     """Fail early, reading only the config, when ``spec`` is not a supported encoder family.
 
     Returns:
@@ -97,7 +116,9 @@ def check_teacher(spec: str) -> str:
     Raises:
         ValueError: the family is not supported (the message lists those that are).
     """
-    config = AutoConfig.from_pretrained(resolve_model_path(spec), trust_remote_code=False)
+    path = resolve_model_path(spec)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=False,
+                                        **hub_kwargs(path, revision))
     try:
         families.get(config)
     except ValueError as err:
@@ -106,7 +127,8 @@ def check_teacher(spec: str) -> str:
     return config.model_type
 
 
-def load_classifier(spec: str, labels: list[str] | None = None) -> PreTrainedModel:
+def load_classifier(spec: str, labels: list[str] | None = None,
+                    revision: str | None = None) -> PreTrainedModel:
     """Load ``spec`` as a sequence classifier.
 
     Args:
@@ -114,18 +136,20 @@ def load_classifier(spec: str, labels: list[str] | None = None) -> PreTrainedMod
         labels: class names (index = id). Given: the model gets ``num_labels`` / ``id2label``
             / ``label2id`` for them and a fresh head when its own has another size (a pretrained
             encoder, or a classifier of another task). None: a saved classifier as it is.
+        revision: Hub revision of ``spec`` (``teacher.revision``); None: the default branch.
 
     A structured-pruned classifier (``config.distillery_pruned``, see
     :mod:`distillery.compress.pruning.structured`) is built from its config, reshaped and loaded
     strictly from its safetensors; it keeps its own labels.
     """
     path = resolve_model_path(spec)
-    kwargs = {}
+    kwargs = hub_kwargs(path, revision)
     if labels is not None:
-        kwargs = dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
-                      label2id={name: i for i, name in enumerate(labels)},
-                      ignore_mismatched_sizes=True)
-    config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+        kwargs |= dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
+                       label2id={name: i for i, name in enumerate(labels)},
+                       ignore_mismatched_sizes=True)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=False,
+                                        **hub_kwargs(path, revision))
     if getattr(config, structured.SPEC_ATTR, None) is not None:
         return _load_pruned(path, config, labels)
     model = AutoModelForSequenceClassification.from_pretrained(

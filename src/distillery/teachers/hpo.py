@@ -219,7 +219,7 @@ def fine_tune(tp, p, r: Recipe, train, epochs: float, tok, names: list[str],
     from distillery.modeling import families, loading, lora, training
 
     seed_everything(p.seed)
-    model = loading.load_classifier(tp.model, names)
+    model = loading.load_classifier(tp.model, names, tp.revision)
     head = tuple(families.get(model).head)
     if r.method == "lora":
         model = lora.apply_lora(model, r.lora(), p.target_modules)
@@ -270,7 +270,7 @@ class Trials:
         from distillery.modeling import loading
 
         p, tp = self.hpo, self.teacher
-        tok = loading.load_tokenizer(tp.model)
+        tok = loading.load_tokenizer(tp.model, tp.revision)
         epochs = run_epochs(p, len(splits["train"]), len(names))
         steps = total_steps(p, len(trial_train), epochs)
 
@@ -322,7 +322,7 @@ def retrain(tp, p, r: Recipe, splits: dict[str, Any], names: list[str], metric: 
     from distillery.modeling import loading
 
     train, val = splits["train"], splits["val"]
-    tok = loading.load_tokenizer(tp.model)
+    tok = loading.load_tokenizer(tp.model, tp.revision)
     epochs = run_epochs(p, len(train), len(names))
     steps = total_steps(p, len(train), epochs)
     with curves.Curve(curve_dir, None, tok, tp.max_length, metric, steps) as curve:

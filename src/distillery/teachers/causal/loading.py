@@ -53,13 +53,15 @@ class Source:
 
     path: str
     gguf_file: str | None = None
+    revision: str | None = None
+    """Hub revision (``teacher.revision``); None for local sources or the default branch."""
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``from_pretrained`` (config, tokenizer and model alike)."""
         kw: dict[str, Any] = {"trust_remote_code": False}
         if self.gguf_file is not None:
             kw["gguf_file"] = self.gguf_file
-        return kw
+        return kw | loading.hub_kwargs(self.path, self.revision)
 
 
 def _gguf_in(folder: Path, spec: str, key: str) -> Source | None:
@@ -71,8 +73,8 @@ def _gguf_in(folder: Path, spec: str, key: str) -> Source | None:
     return Source(str(folder), files[0]) if files else None
 
 
-def resolve_source(spec: str, key: str = "teacher.model") -> Source:
-    """Resolve ``teacher.model`` (see the module docstring).
+def resolve_source(spec: str, key: str = "teacher.model", revision: str | None = None) -> Source:
+    """Resolve ``teacher.model`` (see the module docstring); ``revision`` pins a Hub id.
 
     Raises:
         UserError: a file that is not GGUF, a folder with neither ``config.json`` nor one
@@ -102,36 +104,39 @@ def resolve_source(spec: str, key: str = "teacher.model") -> Source:
                         return found
     parts = spec.split("/")
     if len(parts) >= 3 and spec.endswith(".gguf") and not spec.startswith((".", "/")):
-        return Source("/".join(parts[:2]), "/".join(parts[2:]))
+        return Source("/".join(parts[:2]), "/".join(parts[2:]), revision)
     try:
-        return Source(loading.resolve_model_path(spec))
+        return Source(loading.resolve_model_path(spec), revision=revision)
     except ValueError as err:
         raise UserError(f"{err}, nor a .gguf file or a package carrying one") from None
 
 
-def load_config(spec: str, key: str = "teacher.model") -> PretrainedConfig:
+def load_config(spec: str, key: str = "teacher.model",
+                revision: str | None = None) -> PretrainedConfig:
     """The config of ``spec`` (for a GGUF file, read from its metadata)."""
-    source = resolve_source(spec, key)
+    source = resolve_source(spec, key, revision)
     return AutoConfig.from_pretrained(source.path, **source.kwargs())
 
 
-def teacher_kind(spec: str, key: str = "teacher.model") -> Kind:
+def teacher_kind(spec: str, key: str = "teacher.model", revision: str | None = None) -> Kind:
     """``causal`` or ``encoder``, reading only the config, so the pipeline can branch early.
 
     Raises:
         UserError: the model is neither a supported encoder nor a causal LM.
     """
-    return kind_of(load_config(spec, key), key)
+    return kind_of(load_config(spec, key, revision), key)
 
 
 def load_causal_lm(spec: str, device: torch.device | str = "cpu",
-                   dtype: torch.dtype | None = None, key: str = "teacher.model"):
+                   dtype: torch.dtype | None = None, key: str = "teacher.model",
+                   revision: str | None = None):
     """Load a causal LM and its tokenizer.
 
     Args:
         spec: ``teacher.model`` (see the module docstring).
         device: where the model goes.
         dtype: weight dtype; None: fp32 (a GGUF file is dequantised to fp32 in any case).
+        revision: Hub revision (``teacher.revision``); None: the default branch.
 
     Returns:
         ``(model, tokenizer)``; the model in eval mode.
@@ -140,7 +145,7 @@ def load_causal_lm(spec: str, device: torch.device | str = "cpu",
         UserError: ``spec`` is not a causal LM (e.g. an encoder: use
             :func:`distillery.modeling.loading.load_classifier`).
     """
-    source = resolve_source(spec, key)
+    source = resolve_source(spec, key, revision)
     config = AutoConfig.from_pretrained(source.path, **source.kwargs())
     if kind_of(config, key) != "causal":
         raise UserError(f"{key}: {spec!r} is an encoder ({config.model_type}), not a causal LM")

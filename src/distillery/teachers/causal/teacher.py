@@ -46,7 +46,7 @@ def check(tp: Any, dp: Any = None) -> str:
         tp: ``TeacherParams``.
         dp: ``DistillParams`` (student init), if the caller uses them.
     """
-    kind = teacher_kind(tp.model)
+    kind = teacher_kind(tp.model, revision=tp.revision)
     options = {"teacher.prompt": tp.prompt, "teacher.verbalizers": tp.verbalizers,
                "teacher.num_fewshot": tp.num_fewshot}
     if dp is not None:
@@ -88,7 +88,7 @@ class CausalTrials(Trials):
         from distillery.teachers import hpo
 
         p, tp = self.hpo, self.teacher
-        lm, tok = load_causal_lm(tp.model, resolve_device(tp.device))
+        lm, tok = load_causal_lm(tp.model, resolve_device(tp.device), revision=tp.revision)
         prompt = build_prompt(tp, names, trial_train.pairs is not None)
         classifier.verbalizer_ids(tok, prompt)
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="distillery-lmeval-"))
@@ -142,7 +142,7 @@ def specialise(tp: Any, p: Any, best: Any, splits: dict[str, Split], names: list
     train = splits["train"]
     pair = train.pairs is not None
     device = resolve_device(tp.device)
-    lm, tok = load_causal_lm(tp.model, device)
+    lm, tok = load_causal_lm(tp.model, device, revision=tp.revision)
     prompt = build_prompt(tp, names, pair)
     classifier.verbalizer_ids(tok, prompt)
     shots = (0, tp.num_fewshot) if tp.num_fewshot else (0,)
