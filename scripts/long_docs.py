@@ -9,7 +9,8 @@ size) and 2,000 dev documents, as CSV with header ``text,label`` (labels 0 / 1).
 same files every time.
 
 Usage: ``python scripts/long_docs.py --sst2 ../shared/datasets/sst2 --out /tmp/long_docs``,
-then e.g. ``dvc exp run -S data.source=/tmp/long_docs -S data.text_column=text data prepare``.
+then e.g. ``dvc exp run -S data.source=/tmp/long_docs -S data.text_column=text prepare``
+(docs/your-task.md, Long documents).
 """
 
 from __future__ import annotations
