@@ -17,20 +17,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from distillery.config.data import DataParams
 from distillery.core.io import UserError
 from distillery.data import sources
-
-
-def fuzz(n: int):
-    return settings(max_examples=n, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.large_base_example,
-                                           HealthCheck.function_scoped_fixture])
-
+from tests.unit.fuzzing import fuzz
 
 SPECIAL = '",;\'\t\n\r \\#\u00a0\u2028\ufeffé€😀\x0b'
 """Characters that trip readers: quotes, separators, line breaks, BOM, non-ASCII."""

@@ -27,24 +27,18 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from distillery.config.base import load_section
 from distillery.config.reference import SECTIONS, section_class
 from distillery.core.io import run_main
+from tests.unit.fuzzing import fuzz
 
 REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 REAL: dict[str, Any] = yaml.safe_load(REPO_PARAMS.read_text())
 CLASSES = {name: section_class(name) for name in SECTIONS}
 INT64 = 2**63 - 1
-
-
-def fuzz(n: int):
-    """Hypothesis settings of these tests: ``n`` cases, reproducible, nothing written."""
-    return settings(max_examples=n, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.filter_too_much])
 
 
 # --------------------------------------------------------------------------- value strategies
