@@ -234,7 +234,7 @@ SEARCH_SPACE_ERRORS = [
       "allowed keys: head_size, hidden_size, intermediate_size, num_attention_heads, "
       "num_hidden_layers"]),
     ({"hidden_size": [30], "num_attention_heads": [4], "head_size": None},
-     ["nas.search_space.hidden_size/num_attention_heads", "[30] x [4]"]),
+     ["nas.search_space.num_attention_heads: got [4]", "hidden_size of [30]"]),
     ({"hidden_size": [30]}, ["nas.search_space.head_size", "does not divide hidden_size [30]"]),
     ({"num_hidden_layers": []},
      ["nas.search_space.num_hidden_layers", "[]", "non-empty list of positive ints"]),
@@ -263,7 +263,7 @@ def test_search_space_check_from_python():
     bad = NasParams(search_space=SearchSpace(hidden_size=[30], num_attention_heads=[4],
                                              head_size=None))
     assert [p.split(":")[0] for p in bad.check()] == [
-        "search_space.hidden_size/num_attention_heads"
+        "search_space.num_attention_heads"
     ]
 
 

@@ -35,8 +35,9 @@ class BenchmarkParams:
 
     def check(self) -> list[str]:
         out = positive(self, "repeats", "batch_size", "throughput_batches", "rounds")
-        if self.warmup < 0 or self.threads < 0:
-            out.append("warmup/threads: expected >= 0")
+        for name in ("warmup", "threads"):
+            if getattr(self, name) < 0:
+                out.append(f"{name}: got {getattr(self, name)}, expected >= 0")
         if "cpu" not in self.providers:
             out.append(f"providers: got {self.providers!r}, 'cpu' is always required")
         return out

@@ -54,8 +54,8 @@ class DataParams:
     def check(self) -> list[str]:
         out = positive(self, "eval_size")
         for name in ("source", "text_column", "label_column", "train_split"):
-            if not getattr(self, name):
-                out.append(f"{name}: must not be empty")
+            if not getattr(self, name).strip():
+                out.append(f"{name}: got {getattr(self, name)!r}, must not be empty")
         if self.revision is not None and not self.revision.strip():
             out.append("revision: must not be empty; null = the default branch")
         if self.text_pair_column is not None and self.text_pair_column in (
@@ -66,9 +66,10 @@ class DataParams:
         if self.text_column == self.label_column:
             out.append(f"label_column: got {self.label_column!r}, same as text_column")
         if self.label_names is not None:
-            if len(self.label_names) < 2 or len(set(self.label_names)) != len(self.label_names):
-                out.append(f"label_names: got {self.label_names!r}, expected null or at least "
-                           "two distinct names")
+            names = self.label_names
+            if len(names) < 2 or len(set(names)) != len(names) or not all(map(str.strip, names)):
+                out.append(f"label_names: got {names!r}, expected null or at least two distinct, "
+                           "non-blank names")
         if self.eval_split is not None and self.eval_split == self.train_split:
             out.append(f"eval_split: got {self.eval_split!r}, same as train_split")
         return out

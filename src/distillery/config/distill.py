@@ -43,6 +43,7 @@ class DistillParams:
 
     def check(self) -> list[str]:
         out = in_range("alpha", self.alpha, 0.0, 1.0)
-        if self.hidden_weight < 0 or self.attention_weight < 0:
-            out.append("hidden_weight/attention_weight: expected >= 0")
+        for name in ("hidden_weight", "attention_weight"):
+            if getattr(self, name) < 0:
+                out.append(f"{name}: got {getattr(self, name)}, expected >= 0 (0 = off)")
         return out + positive(self, "temperature", "epochs", "lr", "batch_size")

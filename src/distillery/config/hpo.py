@@ -91,6 +91,8 @@ class HpoParams:
             lo_hi = getattr(self, name)
             if lo_hi is not None and len(lo_hi) == 2 and lo_hi[0] <= 0 <= lo_hi[1]:
                 out.append(f"{name}: got {lo_hi!r}, the low end must be > 0 (log scale)")
+        if len(self.dropout) == 2 and self.dropout[1] >= 1:
+            out.append(f"dropout: got {self.dropout!r}, a dropout probability must be < 1")
         if len(self.rank) == 2 and self.rank[0] < 1:
             out.append(f"rank: got {self.rank!r}, ranks start at 1")
         if problem := storage_problem("storage", self.storage):

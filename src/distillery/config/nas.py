@@ -51,8 +51,8 @@ class SearchSpace:
             h % a == 0 for h in self.hidden_size for a in self.num_attention_heads
         ):
             out.append(
-                f"hidden_size/num_attention_heads: no pair with hidden % heads == 0 in "
-                f"{self.hidden_size} x {self.num_attention_heads}"
+                f"num_attention_heads: got {self.num_attention_heads}, none divides a hidden_size "
+                f"of {self.hidden_size}; add a head count that does"
             )
         return out
 
@@ -130,8 +130,9 @@ class NasParams:
         out += in_range("mutation_rate", self.mutation_rate, 0.0, 1.0)
         if not 0 <= self.elite < self.population:
             out.append(f"elite: got {self.elite}, expected 0 <= elite < population")
-        if self.params_penalty < 0 or self.latency_penalty < 0:
-            out.append("params_penalty/latency_penalty: expected >= 0")
+        for name in ("params_penalty", "latency_penalty"):
+            if getattr(self, name) < 0:
+                out.append(f"{name}: got {getattr(self, name)}, expected >= 0 (0 = off)")
         for name in ("max_params", "max_latency_ms", "min_speedup"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 out.append(f"{name}: got {getattr(self, name)!r}, expected > 0 or null")

@@ -19,12 +19,13 @@ class SpaceParams:
     def check(self) -> list[str]:
         out = []
         if not self.variant.strip():
-            out.append("variant: empty; give an ONNX variant name or 'recommended'")
+            out.append(f"variant: got {self.variant!r}, give an ONNX variant name or "
+                       "'recommended'")
         elif "-torch-" in self.variant:
             out.append(f"variant: got {self.variant!r}; a Space runs ONNX Runtime, pick an "
                        "'-onnx-' variant")
         if not self.title.strip():
-            out.append("title: empty")
+            out.append(f"title: got {self.title!r}, expected a non-empty title")
         if self.examples < 0:
             out.append(f"examples: got {self.examples}, expected >= 0")
         return out

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import string
 from dataclasses import dataclass
 from typing import Any
 
-from distillery.config.base import positive
+from distillery.config.base import positive, show
 
 
 @dataclass
@@ -43,12 +45,33 @@ class TeacherParams:
         return out
 
     def check(self) -> list[str]:
-        out = positive(self, "max_length") + ([] if self.model else ["model: must not be empty"])
+        out = positive(self, "max_length")
+        if not self.model.strip():
+            out.append(f"model: got {self.model!r}, must not be empty")
         if self.revision is not None and not self.revision.strip():
             out.append("revision: must not be empty; null = the default branch")
         if self.num_fewshot < 0:
             out.append(f"num_fewshot: got {self.num_fewshot!r}, expected >= 0")
-        if not (self.device in ("auto", "cpu", "cuda")
-                or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+        if not re.fullmatch(r"auto|cpu|cuda|cuda:[0-9]+", self.device):
             out.append(f"device: got {self.device!r}, expected auto, cpu, cuda or cuda:<index>")
-        return out
+        return out + ([] if self.prompt is None else _prompt_problems(self.prompt))
+
+
+def _prompt_problems(prompt: str) -> list[str]:
+    """A template that ``str.format`` cannot fill with ``{text}`` (and ``{text_pair}``). The
+    rules that need the task (pairs, verbalizers per label) are checked when the teacher
+    loads (:meth:`distillery.teachers.causal.prompt.Prompt.build`)."""
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(prompt)
+                  if f is not None]
+    except ValueError as err:  # a lone '{' or '}'
+        return [f"prompt: got {show(prompt)}, not a format string ({err}); write a literal "
+                "brace as '{{' or '}}'"]
+    out = [f"prompt: got {show(prompt)}, placeholder {{{f}{'!' + conv if conv else ''}"
+           f"{':' + spec if spec else ''}}} is not allowed; use {{text}} (and {{text_pair}} for "
+           "sentence pairs), no format spec or conversion"
+           for f, spec, conv in fields if f not in ("text", "text_pair") or spec or conv]
+    if not any(f == "text" for f, _, _ in fields):
+        out.append(f"prompt: got {show(prompt)}, which has no {{text}} placeholder (where the "
+                   "example goes); null = the built-in prompt")
+    return out

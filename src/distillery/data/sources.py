@@ -11,11 +11,13 @@ where it is needed.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import filecmp
 import json
 import logging
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -109,9 +111,24 @@ def _count_rows(path: Path, quoting: str = "none") -> int:
 
         return pq.ParquetFile(path).metadata.num_rows
     try:
-        return _count_text_rows(path, "csv-tab" if kind == "tsv" and quoting == "csv" else kind)
+        with _no_field_limit():
+            return _count_text_rows(path, "csv-tab" if kind == "tsv" and quoting == "csv" else kind)
     except UnicodeDecodeError as err:
         raise not_utf8(path, err) from None
+    except (csv.Error, json.JSONDecodeError) as err:
+        raise UserError(f"{path} is not readable as {kind} ({err}); fix the file or give it "
+                        "the extension of its real format") from None
+
+
+@contextlib.contextmanager
+def _no_field_limit():
+    """Lift the csv module's 131,072-character limit on a field (a long document) for a
+    while; the readers of ``datasets`` have none."""
+    before = csv.field_size_limit(sys.maxsize)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
 
 
 def _count_text_rows(path: Path, kind: str) -> int:
@@ -243,6 +260,9 @@ def _read_file(path: Path, p: DataParams, cache_dir: str) -> tuple[dict[str, lis
                                  if c in wanted}}
         if kind == "tsv" and p.quoting == "none":
             kwargs["quoting"] = csv.QUOTE_NONE
+    if _blank(path):  # datasets would fail with a bare StopIteration or "no data"
+        raise UserError(f"{path.name} is empty (no header, no rows): put the split's examples "
+                        "in it, or remove it")
     try:
         ds = datasets.load_dataset("csv" if kind == "tsv" else kind, data_files=str(path),
                                    split="train", cache_dir=cache_dir, **kwargs)
@@ -252,8 +272,9 @@ def _read_file(path: Path, p: DataParams, cache_dir: str) -> tuple[dict[str, lis
             raise not_utf8(path, cause) from err
         tsv_rule = {"none": ", tab-separated, no quoting", "csv": ", tab-separated"}
         raise UserError(
-            f"could not read {path.name} as {kind} ({type(cause).__name__}: {cause}). "
-            "Fix the file: a header row naming the columns"
+            f"could not read {path.name} as {kind} ({type(cause).__name__}: {_reason(cause)}). "
+            + ("Fix the file: one JSON object per line (jsonl) or a list of objects (json)"
+               if kind == "json" else "Fix the file: a header row naming the columns")
             + (tsv_rule[p.quoting] if kind == "tsv" else "")
             + "; or give it the extension of its real format"
             + (_QUOTE_HINT if kind == "tsv" and _opens_quote(path, p.quoting) else "")) from err
@@ -263,20 +284,39 @@ def _read_file(path: Path, p: DataParams, cache_dir: str) -> tuple[dict[str, lis
                p.label_column: "label_column"}
         raise UserError(
             f"{path.name}: no column " + ", ".join(f"{c!r} (data.{key[c]})" for c in missing)
-            + f"; its columns are: {', '.join(ds.column_names)}")
+            + "; its columns are: "
+            + ", ".join(c if c and c.isprintable() and c == c.strip() else repr(c)
+                        for c in ds.column_names))
     feature = ds.features[p.label_column]
     names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
     return ds.select_columns(wanted).to_dict(), names
 
 
+def _blank(path: Path) -> bool:
+    """Whether ``path`` holds nothing but a byte-order mark and whitespace."""
+    with path.open("rb") as f:
+        head = f.read(1 << 16)
+    return len(head) < 1 << 16 and not head.removeprefix(b"\xef\xbb\xbf").strip()
+
+
+def _reason(err: BaseException) -> str:
+    """``err`` in one line: ``datasets``' errors span paragraphs, with temp paths and links."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()
+             and not line.startswith("An error occurred while generating the dataset")]
+    text = lines[0] if lines else "no details"
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
 def _csv_header(path: Path, sep: str, quoting: str = "none") -> list[str]:
     try:
-        with path.open(encoding="utf-8-sig", newline="") as f:
+        with path.open(encoding="utf-8-sig", newline="") as f, _no_field_limit():
             if sep == "\t" and quoting == "none":
                 return f.readline().rstrip("\r\n").split("\t")
             return next(csv.reader(f, delimiter=sep), [])
     except UnicodeDecodeError as err:
         raise not_utf8(path, err) from None
+    except csv.Error as err:
+        raise UserError(f"{path.name}: the header row is not readable as csv ({err})") from None
 
 
 def _to_split(columns: dict[str, list], p: DataParams, path: Path) -> tuple[Split, list, int]:
