@@ -12,7 +12,7 @@ from typing import Any
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from distillery.core.io import UserError
-from distillery.modeling.loading import GENES, repair_genome
+from distillery.modeling.genes import GENES, repair_genome
 
 Genome = dict[str, int]
 
