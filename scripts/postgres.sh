@@ -69,7 +69,7 @@ if ! "${as_owner[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 
   exit 1
 fi
 [ -z "$allow" ] || echo "host all all $allow trust" >>"$dir/data/pg_hba.conf"
-# no Unix socket (-k ''): loopback TCP only, like a database on another machine
+# no Unix socket (-k ''): TCP only, like a database on another machine
 if ! "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     -o "-h $listen -p $port -k '' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     start >/dev/null; then

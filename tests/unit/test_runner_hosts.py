@@ -47,6 +47,8 @@ HEARTBEAT = (1, 5)
 """Seconds between heartbeats and before a silent trial is failed (as in
 ``test_runner_workers``: short, with a grace period a loaded 2-core machine does not exceed)."""
 CODE = "from tests.unit.search_toys import Pausing; Pausing(*{!r})({})"
+REACH = ("import socket, sys, urllib.parse as u; a = u.urlsplit(sys.argv[1]); "
+         "socket.create_connection((a.hostname, a.port), 5)")
 
 
 @dataclass
@@ -124,7 +126,13 @@ def two_hosts() -> Iterator[Hosts]:
     try:
         if proc.returncode != 0:
             pytest.skip(f"PostgreSQL could not start: {proc.stderr.strip()[-500:]}")
-        yield Hosts(namespaces, (f"{net}.2", f"{net}.3"), proc.stdout.strip())
+        server = proc.stdout.strip()
+        for ns in namespaces:  # e.g. a firewall on bridged traffic
+            reach = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", REACH,
+                                    server], capture_output=True, text=True)
+            if reach.returncode != 0:
+                pytest.skip(f"namespace {ns} cannot reach {server}: {reach.stderr[-300:]}")
+        yield Hosts(namespaces, (f"{net}.2", f"{net}.3"), server)
     finally:
         subprocess.run(["bash", str(script), "--stop", folder], capture_output=True)
         _remove(tag)

@@ -59,8 +59,8 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from distillery.core.io import UserError
+from distillery.search import stale
 from distillery.search.space import Params, Space
-from distillery.search.stale import Silent
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _fail_stale(study: optuna.Study, silent: Silent | None = None) -> None:
+def _fail_stale(study: optuna.Study, silent: stale.Silent | None = None) -> None:
     """Fail the trials of ``study`` whose heartbeat stopped (the storage's callback,
     :func:`_requeue`, re-queues each), and with ``silent`` those that never had one (their
     worker died between ``ask`` and its first heartbeat); a no-op without heartbeats (journal,
@@ -232,7 +232,7 @@ def optimize(study: optuna.Study, space: Any, objective: Objective, n_trials: in
     ``key(params)`` (NAS's genome space)."""
     interval = (study._storage.get_heartbeat_interval()
                 if is_heartbeat_enabled(study._storage) else None)
-    silent = Silent(_grace(study)) if interval is not None else None
+    silent = stale.Silent(stale.grace(study) or 0) if interval is not None else None
     done = [t for t in study.get_trials(deepcopy=False) if t.state in DONE]
     bar = tqdm(total=n_trials, initial=min(len(done), n_trials), desc=desc, disable=desc is None)
     while True:
@@ -324,21 +324,15 @@ def _tell(study: optuna.Study, trial: optuna.Trial, values: Any = None,
     """``study.tell`` unless another worker already failed the trial (its heartbeat was late
     past the grace period, and its parameters were re-queued): then log it and return False."""
     if study._storage.get_trial(trial._trial_id).state.is_finished():
-        logger.warning("trial %d %s was failed by another worker (no heartbeat for %s s) and "
-                       "re-queued; its result is dropped", trial.number, trial.params,
-                       _grace(study))
+        seconds = stale.grace(study)
+        why = f"no heartbeat for {seconds} s" if seconds else "a rerun of the stage"
+        logger.warning("trial %d %s was failed by another worker (%s) and re-queued; its "
+                       "result is dropped", trial.number, trial.params, why)
         return False
     for name, v in (extra or {}).items():
         trial.set_user_attr(name, v)
     study.tell(trial, values, state=state)
     return True
-
-
-def _grace(study: optuna.Study) -> float:
-    """Seconds without a heartbeat after which a running trial is stale (RDB storages)."""
-    rdb = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
-    interval = rdb.get_heartbeat_interval() or 0
-    return rdb.grace_period or 2 * interval
 
 
 def _finished(study: optuna.Study) -> list[FrozenTrial]:

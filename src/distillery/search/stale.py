@@ -18,6 +18,7 @@ import time
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 
@@ -46,6 +47,15 @@ class Silent:
             except UpdateFinishedTrialError:  # another worker got there first
                 pass
         return failed
+
+
+def grace(study: optuna.Study) -> float | None:
+    """Seconds without a heartbeat after which a running trial of ``study`` is stale (None: its
+    storage records no heartbeats)."""
+    if not is_heartbeat_enabled(study._storage):
+        return None
+    rdb = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
+    return getattr(rdb, "grace_period", None) or 2 * study._storage.get_heartbeat_interval()
 
 
 def unbeaten(study: optuna.Study) -> set[int]:
