@@ -17,9 +17,9 @@
   ``HEARTBEAT[1]`` seconds (``optuna.storages.fail_stale_trials``), and those it has seen
   running for as long with no heartbeat at all (:mod:`~distillery.search.stale`: a worker
   killed between ``ask`` and its first heartbeat), and re-queues their parameters, so a killed
-  worker's trial is run again by a live one. A worker whose remaining
-  trials are all running elsewhere waits for them to finish or go stale before it stops, so
-  the study ends with exactly ``n_trials`` finished or pruned trials.
+  worker's trial is run again by a live one. A worker whose remaining trials are all running
+  elsewhere waits for them to finish or go stale before it stops, so the study ends with
+  exactly ``n_trials`` finished or pruned trials.
 * **Duplicates.** A configuration that already has a finished trial is not run again: the new
   trial is told the same value and marked ``cached`` (SOO cells rounding to one integer
   configuration, evolution re-proposing a genome).
