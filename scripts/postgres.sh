@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for the tests (and for trying multi-machine search locally).
 #
-#   scripts/postgres.sh [DIR]      start a cluster in DIR (default: a new folder under /tmp),
-#                                  listening on 127.0.0.1 on a free port; prints its URL
+#   scripts/postgres.sh [--listen ADDRS] [--allow CIDR] [DIR]
+#                                  start a cluster in DIR (default: a new folder under /tmp),
+#                                  listening on a free port; prints its URL
 #   scripts/postgres.sh --stop DIR stop it and delete DIR
+#
+#   --listen ADDRS  comma-separated addresses to listen on (default 127.0.0.1; the URL names the
+#                   first), e.g. a bridge that network namespaces reach, as other machines would
+#   --allow CIDR    also trust clients from CIDR (default: loopback only), e.g. 10.213.7.0/24
 #
 # Installs Debian's postgresql first when no server is installed (as root, with apt-get). No
 # system service: initdb and pg_ctl run as the postgres user (the server refuses to run as
-# root), trust authentication on loopback only, no fsync (the data is thrown away).
+# root), trust authentication on loopback (and --allow) only, no fsync (the data is thrown away).
 # Progress and errors go to stderr; stdout is the URL alone, e.g.
 #   export DISTILLERY_TEST_PG=$(scripts/postgres.sh)
 set -euo pipefail
@@ -15,6 +20,16 @@ set -euo pipefail
 server_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 as_owner=()  # root runs the server's programs as the postgres user
 [ "$(id -u)" = 0 ] && as_owner=(runuser -u postgres --)
+
+listen=127.0.0.1 allow=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --listen) listen=${2:?--listen needs addresses}; shift 2 ;;
+    --allow) allow=${2:?--allow needs a CIDR}; shift 2 ;;
+    *) break ;;
+  esac
+done
+host=${listen%%,*}
 
 if [ "${1:-}" = "--stop" ]; then
   dir=${2:?usage: scripts/postgres.sh --stop DIR}
@@ -46,19 +61,20 @@ if [ "$(id -u)" = 0 ]; then
     echo "postgres.sh: $dir is out of reach of the postgres user (a parent folder is closed);" \
       "give a folder under /tmp" >&2; exit 1; }
 fi
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(python3 -c 'import socket, sys; s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$host")
 
 if ! "${as_owner[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-sync \
     >"$dir/initdb.log" 2>&1; then
   cat "$dir/initdb.log" >&2
   exit 1
 fi
-# no Unix socket (-k ''): loopback TCP only, like a database on another machine
+[ -z "$allow" ] || echo "host all all $allow trust" >>"$dir/data/pg_hba.conf"
+# no Unix socket (-k ''): TCP only, like a database on another machine
 if ! "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-h 127.0.0.1 -p $port -k '' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    -o "-h $listen -p $port -k '' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     start >/dev/null; then
   cat "$dir/server.log" >&2
   exit 1
 fi
 echo "postgres.sh: server in $dir (stop: scripts/postgres.sh --stop $dir)" >&2
-echo "postgresql://postgres@127.0.0.1:$port/postgres"
+echo "postgresql://postgres@$host:$port/postgres"

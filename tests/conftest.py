@@ -8,12 +8,14 @@ loopback (``pg_server``: ``$DISTILLERY_TEST_PG`` or ``scripts/postgres.sh``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import random
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -230,12 +232,20 @@ def pg_server() -> str:
 @pytest.fixture
 def pg_url(pg_server) -> str:
     """URL of a fresh, empty database on :func:`pg_server`, dropped after the test."""
+    with fresh_database(pg_server) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_database(server: str) -> Iterator[str]:
+    """URL of a new, empty database on the PostgreSQL ``server`` (the URL of its maintenance
+    database), dropped on exit."""
     import psycopg  # the `postgres` extra (make test installs it)
 
     name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server, autocommit=True) as admin:
+    with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
-        yield pg_server.rsplit("/", 1)[0] + f"/{name}"
+        yield server.rsplit("/", 1)[0] + f"/{name}"
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 

@@ -80,3 +80,108 @@ class Sleeper:
             f.write(str(os.getpid()))
         os.replace(path + ".tmp", path)
         time.sleep(self.seconds)
+
+
+KILL_POINTS = ("trial", "ask", "tell", "idle")
+"""Where :class:`Pausing` stops for its kill: inside the objective; right after ``ask`` (the
+trial is running, no heartbeat recorded yet); before ``tell`` (the objective has returned, its
+value is not stored); before ``ask`` (between trials: no trial held)."""
+
+NAS_SPACE = {  # 24 x 24 x 7 x 8 = 32,256 genomes, all valid: 16 proposals never repeat
+    "num_hidden_layers": list(range(1, 25)),
+    "hidden_size": list(range(64, 1537, 64)),
+    "num_attention_heads": [1, 2, 4, 8, 16, 32, 64],
+    "intermediate_size": [128, 256, 512, 768, 1024, 1536, 2048, 3072],
+}
+
+
+@dataclass
+class Pausing:
+    """A worker for the kill tests: ``delay``-second trials of Branin (``search="hpo"``) or of
+    a NAS search over :data:`NAS_SPACE` (``"nas"``: :func:`distillery.nas.search`, random
+    strategy), events appended to ``log`` as ``<time> <event> <worker> <key>`` lines (event:
+    ``ready``, ``asked``, ``start``, ``end``, ``told``, ``pause``). After its first told trial
+    it stops for good at ``pause`` (one of :data:`KILL_POINTS`; empty: never), to be killed."""
+
+    storage: str
+    study: str
+    n_trials: int
+    log: str
+    pause: str = ""
+    delay: float = 0.3
+    heartbeat: tuple[int, int] = runner.HEARTBEAT
+    search: str = "hpo"
+    gate: str = ""
+    """A file to wait for (after writing a ``ready`` event) before the first trial, so that
+    workers whose imports take different times start together."""
+
+    def __call__(self, worker: int) -> None:
+        self.worker, self.told = worker, 0
+        if self.search == "nas":
+            from distillery import nas
+
+            study = runner.load(self.storage, self.study, heartbeat=self.heartbeat)
+            self._hook(study, nas.GenomeSpace(NAS_SPACE).key)
+            self._wait()
+            # one seed for all workers: trial n proposes the same genome whoever asks for it
+            nas.search(NAS_SPACE, self._genome, "random", self.n_trials, 1, 0, study=study)
+            return
+        study, _ = runner.open_study(self.storage, self.study, "random", BRANIN, worker,
+                                     heartbeat=self.heartbeat)
+        self._hook(study, BRANIN.key)
+        self._wait()
+        runner.optimize(study, BRANIN, self._branin, self.n_trials, desc=None)
+
+    def _wait(self) -> None:
+        if self.gate:
+            self._write("ready", "-")
+            while not os.path.exists(self.gate):
+                time.sleep(0.02)
+
+    def _branin(self, p: dict) -> tuple[float, dict]:
+        self._trial(BRANIN.key(p))
+        return branin(p), {"pid": os.getpid()}
+
+    def _genome(self, genome: dict) -> tuple[float, dict]:
+        from distillery import nas
+
+        self._trial(nas.key(genome))
+        return float(sum(genome.values())), {"pid": os.getpid()}
+
+    def _trial(self, key: tuple) -> None:
+        self._write("start", key)
+        time.sleep(self.delay)
+        self._stop("trial", key)
+        self._write("end", key)
+
+    def _hook(self, study, key) -> None:
+        """Log and stop around ``study.ask`` / ``study.tell`` (what :func:`runner.optimize`
+        calls)."""
+        ask, tell = study.ask, study.tell
+
+        def asking(*args, **kwargs):
+            self._stop("idle", "-")
+            trial = ask(*args, **kwargs)
+            self._write("asked", key(trial.params))
+            self._stop("ask", key(trial.params))
+            return trial
+
+        def telling(trial, *args, **kwargs):
+            self._stop("tell", key(trial.params))
+            out = tell(trial, *args, **kwargs)
+            self.told += 1
+            self._write("told", key(trial.params))
+            return out
+
+        study.ask, study.tell = asking, telling
+
+    def _stop(self, point: str, key) -> None:
+        if self.pause == point and self.told:
+            self._write("pause", key)
+            time.sleep(600)
+
+    def _write(self, event: str, key) -> None:
+        with open(self.log, "a") as f:
+            f.write(f"{time.time():.3f} {event} {self.worker} {key}\n")
+            f.flush()
+            os.fsync(f.fileno())

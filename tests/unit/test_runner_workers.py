@@ -203,3 +203,25 @@ def test_storage_params(section, value, expected):
         parse_section(cls, {"storage": value}, section)
     assert f"{section}.storage: got" in str(err.value) and expected in str(err.value)
     assert "s3cret" not in str(err.value)  # the message does not repeat the password
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed")
+def test_a_trial_that_never_beat_is_failed_once_seen_silent_for_the_grace_period(pg_url,
+                                                                                  tmp_path):
+    """A worker killed between ``ask`` and its first heartbeat: Optuna's stale check never
+    fails its trial; :class:`~distillery.search.stale.Silent` does, after the grace period on
+    its own clock, and leaves a trial with a heartbeat to Optuna."""
+    from distillery.search import stale
+
+    study = runner.load(pg_url, "s", heartbeat=HEARTBEAT)
+    dead, live = study.ask(BRANIN.distributions()), study.ask(BRANIN.distributions())
+    study._storage.record_heartbeat(live._trial_id)
+    assert stale.unbeaten(study) == {dead._trial_id}
+    assert stale.grace(study) == HEARTBEAT[1]
+    silent = stale.Silent(0.3)
+    assert silent.fail(study) == []  # first seen now
+    time.sleep(0.4)
+    assert [t.number for t in silent.fail(study)] == [dead.number]
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert states == [TrialState.FAIL, TrialState.RUNNING]
+    assert stale.grace(runner.load(str(tmp_path / "s.journal"), "s")) is None

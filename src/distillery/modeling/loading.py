@@ -13,7 +13,6 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import safetensors.torch
 import torch
@@ -29,7 +28,7 @@ from transformers import (
 from distillery.compress.pruning import structured
 from distillery.core.io import UserError
 from distillery.modeling import families
-from distillery.modeling.families import GENES
+from distillery.modeling.genes import GENES, repair_genome
 
 logger = logging.getLogger(__name__)
 
@@ -179,31 +178,6 @@ def _load_pruned(path: str, config: PretrainedConfig, labels: list[str] | None) 
         state.update(safetensors.torch.load_file(str(file)))
     model.load_state_dict(state, strict=True)
     return model.eval()
-
-
-def repair_genome(genome: dict[str, int], space: dict[str, Any]) -> dict[str, int]:
-    """Make ``genome`` valid: heads must divide hidden size.
-
-    With ``space["head_size"]`` set, the head count is ``hidden_size / head_size``. Otherwise
-    keeps ``hidden_size`` and picks the allowed head count closest to the requested one that
-    divides it; if none does, picks the closest hidden size that some head count divides.
-    """
-    g = dict(genome)
-    if space.get("head_size"):
-        g["num_attention_heads"] = g["hidden_size"] // space["head_size"]
-        return g
-    heads_ok = [a for a in space["num_attention_heads"] if g["hidden_size"] % a == 0]
-    if not heads_ok:
-        hiddens = [
-            h for h in space["hidden_size"] if any(h % a == 0 for a in space["num_attention_heads"])
-        ]
-        g["hidden_size"] = min(hiddens, key=lambda h: (abs(h - g["hidden_size"]), h))
-        heads_ok = [a for a in space["num_attention_heads"] if g["hidden_size"] % a == 0]
-    if g["num_attention_heads"] not in heads_ok:
-        g["num_attention_heads"] = min(
-            heads_ok, key=lambda a: (abs(a - g["num_attention_heads"]), a)
-        )
-    return g
 
 
 def student_base(student_init: str, student_model: str, teacher: str) -> str:

@@ -16,7 +16,7 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from distillery.modeling.loading import GENES
+from distillery.modeling.genes import GENES
 from distillery.nas.genome import Genome, GenomeSpace, random_genome
 
 

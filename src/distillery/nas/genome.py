@@ -1,5 +1,5 @@
 """Genomes: a student architecture as one allowed value per gene of
-:data:`distillery.modeling.loading.GENES`. Every genome produced here is valid
+:data:`distillery.modeling.genes.GENES`. Every genome produced here is valid
 (``hidden_size % num_attention_heads == 0``): invalid samples are repaired, never rejected."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from distillery.core.io import UserError
-from distillery.modeling.loading import GENES, repair_genome
+from distillery.modeling.genes import GENES, repair_genome
 
 Genome = dict[str, int]
 

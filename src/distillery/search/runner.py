@@ -14,10 +14,12 @@
   running them). RDB: while a worker runs a trial, a thread records the trial's heartbeat every
   ``HEARTBEAT[0]`` seconds (Optuna does so only inside ``study.optimize``, which ask/tell does
   not use); before each ask, every worker fails the trials whose heartbeat is older than
-  ``HEARTBEAT[1]`` seconds (``optuna.storages.fail_stale_trials``) and re-queues their
-  parameters, so a killed worker's trial is run again by a live one. A worker whose remaining
-  trials are all running elsewhere waits for them to finish or go stale before it stops, so
-  the study ends with exactly ``n_trials`` finished or pruned trials.
+  ``HEARTBEAT[1]`` seconds (``optuna.storages.fail_stale_trials``), and those it has seen
+  running for as long with no heartbeat at all (:mod:`~distillery.search.stale`: a worker
+  killed between ``ask`` and its first heartbeat), and re-queues their parameters, so a killed
+  worker's trial is run again by a live one. A worker whose remaining trials are all running
+  elsewhere waits for them to finish or go stale before it stops, so the study ends with
+  exactly ``n_trials`` finished or pruned trials.
 * **Duplicates.** A configuration that already has a finished trial is not run again: the new
   trial is told the same value and marked ``cached`` (SOO cells rounding to one integer
   configuration, evolution re-proposing a genome).
@@ -57,6 +59,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from distillery.core.io import UserError
+from distillery.search import stale
 from distillery.search.space import Params, Space
 
 logger = logging.getLogger(__name__)
@@ -116,17 +119,23 @@ def storage(spec: str, heartbeat: tuple[int, int] = HEARTBEAT) -> optuna.storage
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence Optuna's ``ExperimentalWarning`` on its heartbeat API (there since v2.9)."""
+    """Silence Optuna's ``ExperimentalWarning`` on its heartbeat API (there since v2.9), and
+    its warning that heartbeats are meant for ``study.optimize`` (this module records them)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
         yield
 
 
-def _fail_stale(study: optuna.Study) -> None:
+def _fail_stale(study: optuna.Study, silent: stale.Silent | None = None) -> None:
     """Fail the trials of ``study`` whose heartbeat stopped (the storage's callback,
-    :func:`_requeue`, re-queues each); a no-op without heartbeats (journal, in memory)."""
+    :func:`_requeue`, re-queues each), and with ``silent`` those that never had one (their
+    worker died between ``ask`` and its first heartbeat); a no-op without heartbeats (journal,
+    in memory)."""
     with _quiet():
         optuna.storages.fail_stale_trials(study)
+    for trial in silent.fail(study) if silent is not None else []:
+        _requeue(study, trial)
 
 
 def study_name(prefix: str, fingerprint: dict[str, Any]) -> str:
@@ -223,11 +232,12 @@ def optimize(study: optuna.Study, space: Any, objective: Objective, n_trials: in
     ``key(params)`` (NAS's genome space)."""
     interval = (study._storage.get_heartbeat_interval()
                 if is_heartbeat_enabled(study._storage) else None)
+    silent = stale.Silent(stale.grace(study) or 0) if interval is not None else None
     done = [t for t in study.get_trials(deepcopy=False) if t.state in DONE]
     bar = tqdm(total=n_trials, initial=min(len(done), n_trials), desc=desc, disable=desc is None)
     while True:
         if interval is not None:
-            _fail_stale(study)
+            _fail_stale(study, silent)
         trials = study.get_trials(deepcopy=False)
         n_done = sum(t.state in DONE for t in trials)
         n_running = sum(t.state == TrialState.RUNNING for t in trials)
@@ -238,7 +248,8 @@ def optimize(study: optuna.Study, space: Any, objective: Objective, n_trials: in
                 break
             time.sleep(interval)  # until the trials running elsewhere end or go stale
             continue
-        trial = study.ask(space.distributions())
+        with _quiet():
+            trial = study.ask(space.distributions())
         with get_heartbeat_thread(trial._trial_id, study._storage):
             if _surplus(study, trial, n_trials):
                 continue
@@ -313,9 +324,10 @@ def _tell(study: optuna.Study, trial: optuna.Trial, values: Any = None,
     """``study.tell`` unless another worker already failed the trial (its heartbeat was late
     past the grace period, and its parameters were re-queued): then log it and return False."""
     if study._storage.get_trial(trial._trial_id).state.is_finished():
-        logger.warning("trial %d %s was failed by another worker (no heartbeat for %s s) and "
-                       "re-queued; its result is dropped", trial.number, trial.params,
-                       getattr(study._storage, "grace_period", "?"))
+        seconds = stale.grace(study)
+        why = f"no heartbeat for {seconds} s" if seconds else "a rerun of the stage"
+        logger.warning("trial %d %s was failed by another worker (%s) and re-queued; its "
+                       "result is dropped", trial.number, trial.params, why)
         return False
     for name, v in (extra or {}).items():
         trial.set_user_attr(name, v)

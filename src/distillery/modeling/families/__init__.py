@@ -32,7 +32,8 @@ from transformers import AutoModelForSequenceClassification, PretrainedConfig, P
 
 from distillery.core.io import UserError
 from distillery.modeling.families import bert, deberta_v2, distilbert, electra, roberta  # noqa: F401
-from distillery.modeling.families.base import GENES, REGISTRY, Family, Structure
+from distillery.modeling.families.base import REGISTRY, Family, Structure
+from distillery.modeling.genes import GENES
 
 logger = logging.getLogger(__name__)
 

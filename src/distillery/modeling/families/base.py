@@ -17,9 +17,6 @@ from transformers import PretrainedConfig
 
 from distillery.core.registry import Registry
 
-GENES = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
-"""Architecture genes of a student (the NAS search space), in config names of BERT."""
-
 
 @dataclass(frozen=True)
 class Structure:
