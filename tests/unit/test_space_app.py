@@ -199,5 +199,5 @@ def test_space_readme_pins_the_python_of_its_requirements():
     assert header["python_version"] == f"{sys.version_info.major}.{sys.version_info.minor}"
     assert '\npython_version: "3.' in card  # quoted: 3.10 unquoted would read as 3.1
     assert header["sdk_version"] == space.requirements().split()[0].split("==")[1]
-    with pytest.raises(RuntimeError, match=r"requires Python >=3\.11, this is 3\.10: the environment"):
+    with pytest.raises(RuntimeError, match=r"requires Python >=3\.11, this is 3\.10: the env"):
         space.python_version("3.10")

@@ -16,12 +16,15 @@ tokenisation), a model that failed to load.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -32,6 +35,12 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage pings
+# Gradio's queue summarises its last GRADIO_ANALYTICS_MAX_EVENTS (10,000) events in a pandas
+# DataFrame after EVERY event (for its /monitoring page), a cost that grows with the events
+# served; summarising the last 1,000 every 1,000 events keeps it flat (see
+# docs/demo-and-space.md, load test).
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +194,18 @@ def warm_up(model: Classifier, calls: int = 3) -> None:
         model.predict(WARM_UP)
 
 
+def refusal(models: Sequence[Classifier], text: str | None, pair: str | None = None,
+            max_chars: int = MAX_INPUT_CHARS) -> str:
+    """The message that refuses an input over ``max_chars`` characters (both sentences
+    together), or "" when it fits; it reads only the lengths."""
+    size = len(text or "") + len(pair or "")
+    if size <= max_chars:
+        return ""
+    read = max(m.max_length for m in models)
+    return (f"The input is {size:,} characters long; this page takes at most {max_chars:,} "
+            f"(the models read only the first {read} tokens): shorten it.")
+
+
 def classify(models: Sequence[Classifier], text: str | None, pair: str | None = None,
              max_chars: int = MAX_INPUT_CHARS) -> tuple[str, list[Prediction | str]]:
     """Run every model on one input.
@@ -200,12 +221,9 @@ def classify(models: Sequence[Classifier], text: str | None, pair: str | None = 
         A status line for the page ("" when all is well) and, per model, its
         :class:`Prediction` or the message of what went wrong.
     """
-    size = len(text or "") + len(pair or "")
-    if size > max_chars:
-        read = max(m.max_length for m in models)
-        return (f"The input is {size:,} characters long; this page takes at most "
-                f"{max_chars:,} (the models read only the first {read} tokens): shorten it.",
-                ["" for _ in models])
+    line = refusal(models, text, pair, max_chars)
+    if line:
+        return line, ["" for _ in models]
     text = (text or "").strip()
     pair = (pair or "").strip() if pair is not None else None
     needs_pair = any(m.sentence_pair for m in models)
@@ -243,7 +261,7 @@ def _show(answer: Prediction | str) -> tuple[str, dict[str, float] | None]:
 
 def build_ui(models: Sequence[Classifier], examples: Sequence[dict] = (),
              title: str = "Distillery", intro: str = "", problems: Sequence[str] = (),
-             max_chars: int = MAX_INPUT_CHARS):
+             max_chars: int = MAX_INPUT_CHARS, workers: int = 1):
     """The Gradio page: a text box (two for sentence pairs), one column per model.
 
     Args:
@@ -253,6 +271,8 @@ def build_ui(models: Sequence[Classifier], examples: Sequence[dict] = (),
         intro: Markdown under the title.
         problems: messages shown at the top (e.g. a model file that is missing).
         max_chars: longest input the server accepts (see :data:`MAX_INPUT_CHARS`).
+        workers: model calls run at once (threads; the models must be safe to share, as
+            :class:`Encoder` and ONNX Runtime sessions are).
     """
     import gradio as gr
 
@@ -277,15 +297,20 @@ def build_ui(models: Sequence[Classifier], examples: Sequence[dict] = (),
                     outputs.append(gr.Label(label="class probabilities", elem_id=f"probs-{i}",
                                             num_top_classes=min(TOP_CLASSES, len(m.labels))))
 
-        def run(*values: str):
-            line, answers = classify(models, *values, max_chars=max_chars)
-            shown = [line]
-            for a in answers:
-                shown.extend(_show(a))
-            return shown
+        async def run(*values: str):
+            # Runs on the server's event loop, outside Gradio's queue (no concurrency limit):
+            # an input over the cap is refused at once, however many calls wait for the
+            # models; the models run in `workers` threads, in the order the calls came.
+            line = refusal(models, *values, max_chars=max_chars)
+            answers: list[Prediction | str] = ["" for _ in models]
+            if not line:
+                call = functools.partial(classify, models, *values, max_chars=max_chars)
+                line, answers = await asyncio.get_running_loop().run_in_executor(pool, call)
+            return [line, *(shown for a in answers for shown in _show(a))]
 
-        button.click(run, inputs, outputs, api_name="classify")
-        text.submit(run, inputs, outputs, api_name=False)
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="classify")
+        for event, api in ((button.click, "classify"), (text.submit, False)):
+            event(run, inputs, outputs, api_name=api, concurrency_limit=None)
         if examples:
             note = gr.Textbox(label="About this example", interactive=False, elem_id="note")
             rows = [[e["text"]] + ([e.get("text_pair", "")] if pair_task else [])

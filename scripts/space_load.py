@@ -1,0 +1,266 @@
+"""Load test of a Space folder (what the ``space`` stage writes) on loopback.
+
+Starts ``python app.py`` in the folder, then runs two phases of ``--seconds`` each: ``--clients``
+visitors that classify the folder's example sentences back to back through the Gradio API
+(``/gradio_api/call/classify``, the queue every browser goes through), and the same visitors
+with one more client pasting ``--paste-chars`` characters (1 MB) again and again. Latency is
+what a client sees: request sent to answer received. Writes JSON: per phase the requests,
+errors, requests/s, p50/p99/max latency of the visitors, and for the pastes how long their
+refusal took and the message::
+
+    python scripts/space_load.py models/space --clients 32 --seconds 30 --out load.json
+
+An error is a failed request, an answer that is not a prediction (a visitor) or not the
+refusal (a paste), or no answer within ``--timeout``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+API = "/gradio_api/call/classify"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(folder: Path, python: str, timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
+    """``python app.py`` in ``folder`` on a free loopback port; returns (process, url)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.Popen([python, "app.py"], cwd=folder, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited with {proc.returncode}:\n{proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url + "/", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"app.py did not answer on {url} within {timeout:.0f} s")
+
+
+async def call(client: httpx.AsyncClient, url: str, body: bytes) -> list:
+    """One classification through Gradio's queue (``body``: the request's JSON, encoded once
+    beforehand so that the client spends little time per call): the outputs, or an
+    exception."""
+    r = await client.post(url + API, content=body,
+                          headers={"Content-Type": "application/json"})
+    r.raise_for_status()
+    event = None
+    async with client.stream("GET", f"{url}{API}/{r.json()['event_id']}") as stream:
+        stream.raise_for_status()
+        async for line in stream.aiter_lines():
+            if line.startswith("event: "):
+                event = line[7:].strip()
+            elif line.startswith("data: ") and event in ("complete", "error"):
+                if event == "error":
+                    raise RuntimeError(f"the app answered an error: {line[6:200]}")
+                return json.loads(line[6:])
+    raise RuntimeError("the stream ended without an answer")
+
+
+class Tally:
+    """Latencies (s) and errors of one kind of client."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self.answers: list[list] = []
+
+    def summary(self, seconds: float) -> dict:
+        lat = np.asarray(self.latencies) * 1e3
+        out = {"requests": len(lat) + len(self.errors), "errors": len(self.errors),
+               "requests_per_s": round(len(lat) / seconds, 1)}
+        if len(lat):
+            p50, p99 = np.percentile(lat, [50, 99])
+            out.update(p50_ms=round(float(p50), 1), p99_ms=round(float(p99), 1),
+                       max_ms=round(float(lat.max()), 1))
+        out["first_errors"] = self.errors[:5]
+        return out
+
+
+async def client_loop(client, url: str, inputs: list[bytes], start_at: int, until: float,
+                      tally: Tally, ok, pause: float = 0.0) -> None:
+    """Send ``inputs`` (request bodies, cycling from ``start_at``) back to back until
+    ``until``."""
+    i = start_at
+    while time.monotonic() < until:
+        data = inputs[i % len(inputs)]
+        i += 1
+        t0 = time.perf_counter()
+        try:
+            answer = await call(client, url, data)
+        except Exception as e:  # counted, the load goes on
+            tally.errors.append(f"{type(e).__name__}: {e}"[:300])
+            continue
+        if ok(answer):
+            tally.latencies.append(time.perf_counter() - t0)
+            tally.answers.append(answer)
+        else:
+            tally.errors.append(f"unexpected answer: {str(answer)[:300]}")
+        if pause:
+            await asyncio.sleep(pause)
+
+
+def is_prediction(answer: list) -> bool:
+    return len(answer) >= 2 and str(answer[1]).startswith("**")
+
+
+def is_refusal(answer: list) -> bool:
+    return str(answer[0]).startswith("The input is") and "characters long" in str(answer[0])
+
+
+def body(data: list[str]) -> bytes:
+    return json.dumps({"data": data}).encode()
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``; 0 when unknown)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def phase(url: str, inputs: list[list[str]], clients: int, seconds: float,
+                timeout: float, paste: list[str] | None, pause: float,
+                server_pid: int | None = None) -> dict:
+    """``clients`` visitors (and a paster when ``paste``) for ``seconds``; with the CPU time
+    the server and this client spent per answered request."""
+    bodies = [body(d) for d in inputs]
+    server0, client0 = cpu_seconds(server_pid), time.process_time()
+    limits = httpx.Limits(max_connections=2 * clients + 4, max_keepalive_connections=2 * clients)
+    visitors, pastes = Tally(), Tally()
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+        t0 = time.monotonic()
+        until = t0 + seconds
+        tasks = [client_loop(client, url, bodies, k, until, visitors, is_prediction)
+                 for k in range(clients)]
+        if paste is not None:
+            tasks.append(client_loop(client, url, [body(paste)], 0, until, pastes, is_refusal,
+                                     pause))
+        await asyncio.wait_for(asyncio.gather(*tasks), seconds + 2 * timeout)
+        elapsed = time.monotonic() - t0
+    answered = max(1, len(visitors.latencies) + len(pastes.latencies))
+    out = {"seconds": round(elapsed, 2), "visitors": visitors.summary(elapsed),
+           "server_cpu_ms_per_request": round(
+               (cpu_seconds(server_pid) - server0) * 1e3 / answered, 2) if server_pid else None,
+           "client_cpu_ms_per_request": round(
+               (time.process_time() - client0) * 1e3 / answered, 2)}
+    if paste is not None:
+        out["pastes"] = pastes.summary(elapsed)
+        out["pastes"]["message"] = pastes.answers[0][0] if pastes.answers else None
+        out["pastes"]["chars"] = sum(map(len, paste))
+    return out
+
+
+async def refusals_alone(url: str, paste: bytes, n: int, timeout: float) -> dict:
+    """Median and max time to refuse ``n`` pastes sent one by one to an idle server."""
+    times = []
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            answer = await call(client, url, paste)
+            times.append((time.perf_counter() - t0) * 1e3)
+            if not is_refusal(answer):
+                raise RuntimeError(f"a paste was not refused: {str(answer)[:300]}")
+    return {"p50_ms": round(float(np.median(times)), 1), "max_ms": round(max(times), 1)}
+
+
+def examples(folder: Path, n_inputs: int) -> list[list[str]]:
+    """The folder's example sentences as API inputs (with their pair when the page has two
+    boxes)."""
+    rows = [json.loads(x) for x in (folder / "examples.jsonl").read_text().splitlines() if x]
+    if not rows:
+        rows = [{"text": "a gorgeous , witty , seductive movie ."}]
+    return [[r["text"], r.get("text_pair", "")][:n_inputs] for r in rows]
+
+
+def n_inputs(url: str) -> int:
+    with urllib.request.urlopen(url + "/gradio_api/info", timeout=10) as r:
+        return len(json.load(r)["named_endpoints"]["/classify"]["parameters"])
+
+
+def run(args: argparse.Namespace) -> dict:
+    proc, url = start(args.space, args.python) if args.url is None else (None, args.url)
+    try:
+        k = n_inputs(url)
+        inputs = examples(args.space, k)
+        paste = ["the film is good " * (args.paste_chars // 17 + 1)][0][: args.paste_chars]
+        paste_data = [paste] + ["x"] * (k - 1)
+        pid = None if proc is None else proc.pid
+        asyncio.run(phase(url, inputs, 2, 2.0, args.timeout, None, 0))  # warm up
+        alone = asyncio.run(refusals_alone(url, body(paste_data), 5, args.timeout))
+        result = {"clients": args.clients, "seconds": args.seconds, "cpus": os.cpu_count(),
+                  "load_avg_before": [round(x, 2) for x in os.getloadavg()],
+                  "space": str(args.space), "server_python": args.python,
+                  "paste_alone_ms": alone}
+        result["plain"] = asyncio.run(phase(url, inputs, args.clients, args.seconds,
+                                            args.timeout, None, 0, pid))
+        result["with_pastes"] = asyncio.run(phase(url, inputs, args.clients, args.seconds,
+                                                  args.timeout, paste_data, args.paste_pause,
+                                                  pid))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return result
+
+
+def bounded(lo: float, hi: float, kind=int):
+    def parse(text: str):
+        value = kind(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"expected {lo} to {hi}, got {value}")
+        return value
+    return parse
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("space", type=Path, help="the Space folder (app.py, model.onnx, ...)")
+    ap.add_argument("--clients", type=bounded(1, 256), default=32)
+    ap.add_argument("--seconds", type=bounded(0.5, 600, float), default=30.0)
+    ap.add_argument("--paste-chars", type=bounded(1, 64 * 2**20), default=2**20)
+    ap.add_argument("--paste-pause", type=float, default=0.2,
+                    help="seconds the paster waits between pastes")
+    ap.add_argument("--timeout", type=float, default=30.0, help="per request, seconds")
+    ap.add_argument("--python", default=sys.executable,
+                    help="interpreter for app.py (e.g. a venv of the Space's requirements)")
+    ap.add_argument("--url", default=None, help="an app already running (not started here)")
+    ap.add_argument("--out", type=Path, default=None, help="JSON file (default: stdout only)")
+    args = ap.parse_args(argv)
+    result = run(args)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    print(text)
+    return result
+
+
+if __name__ == "__main__":
+    main()
