@@ -1,12 +1,13 @@
 """Load test of a Space folder (what the ``space`` stage writes) on loopback.
 
-Starts ``python app.py`` in the folder, then runs two phases of ``--seconds`` each: ``--clients``
-visitors that classify the folder's example sentences back to back through the Gradio API
-(``/gradio_api/call/classify``, the queue every browser goes through), and the same visitors
-with one more client pasting ``--paste-chars`` characters (1 MB) again and again. Latency is
-what a client sees: request sent to answer received. Writes JSON: per phase the requests,
-errors, requests/s, p50/p99/max latency of the visitors, and for the pastes how long their
-refusal took and the message::
+Starts ``python app.py`` in the folder, then loads it for ``--seconds`` under each of two
+conditions, in ``--rounds`` interleaved rounds: ``--clients`` visitors that classify the
+folder's example sentences back to back through the Gradio API (``/gradio_api/call/classify``,
+the queue every browser goes through), and the same visitors beside one more client pasting
+``--paste-chars`` characters (1 MB) again and again. Latency is what a client sees: request
+sent to answer received. Writes JSON: per condition the visitors' requests, errors,
+requests/s and p50/p99/max latency, the server's and client's CPU per request, and for the
+pastes how long their refusal took (also alone, on an idle server) and the message::
 
     python scripts/space_load.py models/space --clients 32 --seconds 30 --out load.json
 
@@ -82,7 +83,7 @@ async def call(client: httpx.AsyncClient, url: str, body: bytes) -> list:
 
 
 class Tally:
-    """Latencies (s) and errors of one kind of client."""
+    """Latencies (s) and errors of one kind of client, over every round of a condition."""
 
     def __init__(self) -> None:
         self.latencies: list[float] = []
@@ -98,6 +99,26 @@ class Tally:
             out.update(p50_ms=round(float(p50), 1), p99_ms=round(float(p99), 1),
                        max_ms=round(float(lat.max()), 1))
         out["first_errors"] = self.errors[:5]
+        return out
+
+
+class Condition:
+    """One load condition (visitors alone, or beside the paster), accumulated over rounds."""
+
+    def __init__(self, paste: bytes | None) -> None:
+        self.paste = paste
+        self.visitors, self.pastes = Tally(), Tally()
+        self.seconds = self.server_cpu = self.client_cpu = 0.0
+
+    def summary(self) -> dict:
+        answered = max(1, len(self.visitors.latencies) + len(self.pastes.latencies))
+        out = {"seconds": round(self.seconds, 2),
+               "visitors": self.visitors.summary(self.seconds),
+               "server_cpu_ms_per_request": round(self.server_cpu * 1e3 / answered, 2),
+               "client_cpu_ms_per_request": round(self.client_cpu * 1e3 / answered, 2)}
+        if self.paste is not None:
+            out["pastes"] = self.pastes.summary(self.seconds)
+            out["pastes"]["message"] = self.pastes.answers[0][0] if self.pastes.answers else None
         return out
 
 
@@ -145,36 +166,24 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def phase(url: str, inputs: list[list[str]], clients: int, seconds: float,
-                timeout: float, paste: list[str] | None, pause: float,
-                server_pid: int | None = None) -> dict:
-    """``clients`` visitors (and a paster when ``paste``) for ``seconds``; with the CPU time
-    the server and this client spent per answered request."""
-    bodies = [body(d) for d in inputs]
+async def phase(url: str, bodies: list[bytes], clients: int, seconds: float, timeout: float,
+                cond: Condition, pause: float, server_pid: int | None = None) -> None:
+    """``clients`` visitors (and a paster when ``cond.paste``) for ``seconds``, added to
+    ``cond`` with the CPU time the server and this client spent."""
     server0, client0 = cpu_seconds(server_pid), time.process_time()
     limits = httpx.Limits(max_connections=2 * clients + 4, max_keepalive_connections=2 * clients)
-    visitors, pastes = Tally(), Tally()
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
         t0 = time.monotonic()
         until = t0 + seconds
-        tasks = [client_loop(client, url, bodies, k, until, visitors, is_prediction)
+        tasks = [client_loop(client, url, bodies, k, until, cond.visitors, is_prediction)
                  for k in range(clients)]
-        if paste is not None:
-            tasks.append(client_loop(client, url, [body(paste)], 0, until, pastes, is_refusal,
-                                     pause))
+        if cond.paste is not None:
+            tasks.append(client_loop(client, url, [cond.paste], 0, until, cond.pastes,
+                                     is_refusal, pause))
         await asyncio.wait_for(asyncio.gather(*tasks), seconds + 2 * timeout)
-        elapsed = time.monotonic() - t0
-    answered = max(1, len(visitors.latencies) + len(pastes.latencies))
-    out = {"seconds": round(elapsed, 2), "visitors": visitors.summary(elapsed),
-           "server_cpu_ms_per_request": round(
-               (cpu_seconds(server_pid) - server0) * 1e3 / answered, 2) if server_pid else None,
-           "client_cpu_ms_per_request": round(
-               (time.process_time() - client0) * 1e3 / answered, 2)}
-    if paste is not None:
-        out["pastes"] = pastes.summary(elapsed)
-        out["pastes"]["message"] = pastes.answers[0][0] if pastes.answers else None
-        out["pastes"]["chars"] = sum(map(len, paste))
-    return out
+        cond.seconds += time.monotonic() - t0
+    cond.server_cpu += cpu_seconds(server_pid) - server0
+    cond.client_cpu += time.process_time() - client0
 
 
 async def refusals_alone(url: str, paste: bytes, n: int, timeout: float) -> dict:
@@ -205,24 +214,28 @@ def n_inputs(url: str) -> int:
 
 
 def run(args: argparse.Namespace) -> dict:
+    """Warm up, time pastes alone, then ``args.rounds`` rounds of the two conditions,
+    alternating which goes first (so a change in the machine's load hits both alike)."""
     proc, url = start(args.space, args.python) if args.url is None else (None, args.url)
+    pid = None if proc is None else proc.pid
     try:
         k = n_inputs(url)
-        inputs = examples(args.space, k)
-        paste = ["the film is good " * (args.paste_chars // 17 + 1)][0][: args.paste_chars]
-        paste_data = [paste] + ["x"] * (k - 1)
-        pid = None if proc is None else proc.pid
-        asyncio.run(phase(url, inputs, 2, 2.0, args.timeout, None, 0))  # warm up
-        alone = asyncio.run(refusals_alone(url, body(paste_data), 5, args.timeout))
-        result = {"clients": args.clients, "seconds": args.seconds, "cpus": os.cpu_count(),
+        bodies = [body(d) for d in examples(args.space, k)]
+        text = ("the film is good " * (args.paste_chars // 17 + 1))[: args.paste_chars]
+        paste = body([text] + ["x"] * (k - 1))
+        asyncio.run(phase(url, bodies, 2, 2.0, args.timeout, Condition(None), 0))  # warm up
+        result = {"clients": args.clients, "seconds": args.seconds, "rounds": args.rounds,
+                  "paste_chars": args.paste_chars, "cpus": os.cpu_count(),
                   "load_avg_before": [round(x, 2) for x in os.getloadavg()],
                   "space": str(args.space), "server_python": args.python,
-                  "paste_alone_ms": alone}
-        result["plain"] = asyncio.run(phase(url, inputs, args.clients, args.seconds,
-                                            args.timeout, None, 0, pid))
-        result["with_pastes"] = asyncio.run(phase(url, inputs, args.clients, args.seconds,
-                                                  args.timeout, paste_data, args.paste_pause,
-                                                  pid))
+                  "paste_alone_ms": asyncio.run(refusals_alone(url, paste, 5, args.timeout))}
+        conditions = {"plain": Condition(None), "with_pastes": Condition(paste)}
+        for r in range(args.rounds):
+            for name in (conditions if r % 2 == 0 else reversed(conditions)):
+                asyncio.run(phase(url, bodies, args.clients, args.seconds / args.rounds,
+                                  args.timeout, conditions[name], args.paste_pause, pid))
+        result.update({name: c.summary() for name, c in conditions.items()})
+        result["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         if proc is not None:
             proc.terminate()
@@ -244,6 +257,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("space", type=Path, help="the Space folder (app.py, model.onnx, ...)")
     ap.add_argument("--clients", type=bounded(1, 256), default=32)
     ap.add_argument("--seconds", type=bounded(0.5, 600, float), default=30.0)
+    ap.add_argument("--rounds", type=bounded(1, 100), default=3,
+                    help="rounds per condition, interleaved (each of seconds / rounds)")
     ap.add_argument("--paste-chars", type=bounded(1, 64 * 2**20), default=2**20)
     ap.add_argument("--paste-pause", type=float, default=0.2,
                     help="seconds the paster waits between pastes")

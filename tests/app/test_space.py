@@ -141,7 +141,8 @@ def test_space_under_load(space_dir, space_python, tmp_path):
     out = tmp_path / "load.json"
     subprocess.run([sys.executable, str(ROOT / "scripts/space_load.py"), str(space_dir),
                     "--python", str(space_python), "--clients", "32", "--seconds", "3",
-                    "--out", str(out)], check=True, capture_output=True, text=True, timeout=180)
+                    "--rounds", "1", "--out", str(out)],
+                   check=True, capture_output=True, text=True, timeout=180)
     load = json.loads(out.read_text())
     for phase in ("plain", "with_pastes"):
         visitors = load[phase]["visitors"]
