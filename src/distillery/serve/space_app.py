@@ -158,6 +158,10 @@ class OnnxClassifier:
                 raise FileNotFoundError(f"{what} file {path} not found")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        # No busy-waiting between calls: ONNX Runtime's threads otherwise spin after each run,
+        # burning the CPU the web server needs (measured on 2 cores: 12.0 -> 5.6 ms of server
+        # CPU per request, 12.2 -> 8.4 ms latency for one client; the same throughput at 32).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(model), options,
                                             providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
