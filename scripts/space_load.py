@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -109,13 +110,23 @@ class Condition:
         self.paste = paste
         self.visitors, self.pastes = Tally(), Tally()
         self.seconds = self.server_cpu = self.client_cpu = 0.0
+        self.rounds: list[dict] = []
+        """Per round: the visitors' requests/s and p99 (ms), to compare the conditions pair
+        by pair (the machine's load changes between rounds)."""
+
+    def add_round(self, seconds: float, latencies: list[float]) -> None:
+        self.seconds += seconds
+        self.rounds.append({"requests_per_s": round(len(latencies) / seconds, 1),
+                            "p99_ms": round(float(np.percentile(latencies, 99)) * 1e3, 1)
+                            if latencies else None})
 
     def summary(self) -> dict:
         answered = max(1, len(self.visitors.latencies) + len(self.pastes.latencies))
         out = {"seconds": round(self.seconds, 2),
                "visitors": self.visitors.summary(self.seconds),
                "server_cpu_ms_per_request": round(self.server_cpu * 1e3 / answered, 2),
-               "client_cpu_ms_per_request": round(self.client_cpu * 1e3 / answered, 2)}
+               "client_cpu_ms_per_request": round(self.client_cpu * 1e3 / answered, 2),
+               "rounds": self.rounds}
         if self.paste is not None:
             out["pastes"] = self.pastes.summary(self.seconds)
             out["pastes"]["message"] = self.pastes.answers[0][0] if self.pastes.answers else None
@@ -166,22 +177,64 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class Paster:
+    """The pasting client, in a process of its own as another visitor's machine would be:
+    sending 1 MB bodies from the visitors' event loop slows the visitors' client, not the
+    server (measured with 4 visitors: 110 -> 50 requests/s in one process, unchanged beside
+    a separate ``curl`` loop)."""
+
+    def __init__(self, url: str, paste: bytes, pause: float, timeout: float) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_paste_loop, args=(child, url, paste, pause, timeout),
+                                daemon=True)
+        self.proc.start()
+
+    def start(self, until: float) -> None:
+        """Paste until ``until`` (``time.monotonic``, the same clock in every process)."""
+        self.conn.send(until)
+
+    def collect(self, tally: Tally) -> None:
+        latencies, errors, answers = self.conn.recv()
+        tally.latencies += latencies
+        tally.errors += errors
+        tally.answers += answers
+
+    def close(self) -> None:
+        self.conn.send(None)
+        self.proc.join(timeout=30)
+
+
+def _paste_loop(conn, url: str, paste: bytes, pause: float, timeout: float) -> None:
+    async def paste_until(until: float, tally: Tally) -> None:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            await client_loop(client, url, [paste], 0, until, tally, is_refusal, pause)
+
+    while (until := conn.recv()) is not None:
+        tally = Tally()
+        asyncio.run(paste_until(until, tally))
+        conn.send((tally.latencies, tally.errors, tally.answers[:1]))
+
+
 async def phase(url: str, bodies: list[bytes], clients: int, seconds: float, timeout: float,
-                cond: Condition, pause: float, server_pid: int | None = None) -> None:
-    """``clients`` visitors (and a paster when ``cond.paste``) for ``seconds``, added to
-    ``cond`` with the CPU time the server and this client spent."""
+                cond: Condition, paster: Paster | None = None,
+                server_pid: int | None = None) -> None:
+    """``clients`` visitors (beside ``paster`` when given) for ``seconds``, added to ``cond``
+    with the CPU time the server and the visitors' client spent."""
     server0, client0 = cpu_seconds(server_pid), time.process_time()
     limits = httpx.Limits(max_connections=2 * clients + 4, max_keepalive_connections=2 * clients)
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
         t0 = time.monotonic()
         until = t0 + seconds
+        if paster is not None:
+            paster.start(until)
+        before = len(cond.visitors.latencies)
         tasks = [client_loop(client, url, bodies, k, until, cond.visitors, is_prediction)
                  for k in range(clients)]
-        if cond.paste is not None:
-            tasks.append(client_loop(client, url, [cond.paste], 0, until, cond.pastes,
-                                     is_refusal, pause))
         await asyncio.wait_for(asyncio.gather(*tasks), seconds + 2 * timeout)
-        cond.seconds += time.monotonic() - t0
+        cond.add_round(time.monotonic() - t0, cond.visitors.latencies[before:])
+    if paster is not None:
+        paster.collect(cond.pastes)
     cond.server_cpu += cpu_seconds(server_pid) - server0
     cond.client_cpu += time.process_time() - client0
 
@@ -223,24 +276,44 @@ def run(args: argparse.Namespace) -> dict:
         bodies = [body(d) for d in examples(args.space, k)]
         text = ("the film is good " * (args.paste_chars // 17 + 1))[: args.paste_chars]
         paste = body([text] + ["x"] * (k - 1))
-        asyncio.run(phase(url, bodies, 2, 2.0, args.timeout, Condition(None), 0))  # warm up
+        asyncio.run(phase(url, bodies, 2, 2.0, args.timeout, Condition(None)))  # warm up
         result = {"clients": args.clients, "seconds": args.seconds, "rounds": args.rounds,
                   "paste_chars": args.paste_chars, "cpus": os.cpu_count(),
                   "load_avg_before": [round(x, 2) for x in os.getloadavg()],
                   "space": str(args.space), "server_python": args.python,
                   "paste_alone_ms": asyncio.run(refusals_alone(url, paste, 5, args.timeout))}
         conditions = {"plain": Condition(None), "with_pastes": Condition(paste)}
-        for r in range(args.rounds):
-            for name in (conditions if r % 2 == 0 else reversed(conditions)):
-                asyncio.run(phase(url, bodies, args.clients, args.seconds / args.rounds,
-                                  args.timeout, conditions[name], args.paste_pause, pid))
+        paster = Paster(url, paste, args.paste_pause, args.timeout)
+        try:
+            for r in range(args.rounds):
+                for name in (conditions if r % 2 == 0 else reversed(conditions)):
+                    cond = conditions[name]
+                    asyncio.run(phase(url, bodies, args.clients, args.seconds / args.rounds,
+                                      args.timeout, cond, paster if cond.paste else None, pid))
+        finally:
+            paster.close()
         result.update({name: c.summary() for name, c in conditions.items()})
+        result["paired_rounds"] = paired(conditions["plain"].rounds,
+                                         conditions["with_pastes"].rounds)
         result["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
     return result
+
+
+def paired(plain: list[dict], pastes: list[dict]) -> dict:
+    """With pastes minus without, round by round: the mean difference of the visitors'
+    requests/s and p99, and the smallest and largest."""
+    out = {}
+    for key in ("requests_per_s", "p99_ms"):
+        d = [b[key] - a[key] for a, b in zip(plain, pastes, strict=True)
+             if a[key] is not None and b[key] is not None]
+        if d:
+            out[key] = {"mean": round(float(np.mean(d)), 1), "min": round(min(d), 1),
+                        "max": round(max(d), 1)}
+    return out
 
 
 def bounded(lo: float, hi: float, kind=int):
@@ -257,7 +330,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("space", type=Path, help="the Space folder (app.py, model.onnx, ...)")
     ap.add_argument("--clients", type=bounded(1, 256), default=32)
     ap.add_argument("--seconds", type=bounded(0.5, 600, float), default=30.0)
-    ap.add_argument("--rounds", type=bounded(1, 100), default=3,
+    ap.add_argument("--rounds", type=bounded(1, 100), default=6,
                     help="rounds per condition, interleaved (each of seconds / rounds)")
     ap.add_argument("--paste-chars", type=bounded(1, 64 * 2**20), default=2**20)
     ap.add_argument("--paste-pause", type=float, default=0.2,
