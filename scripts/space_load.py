@@ -12,7 +12,8 @@ pastes how long their refusal took (also alone, on an idle server) and the messa
     python scripts/space_load.py models/space --clients 32 --seconds 30 --out load.json
 
 An error is a failed request, an answer that is not a prediction (a visitor) or not the
-refusal (a paste), or no answer within ``--timeout``.
+refusal (a paste), an answer that differs (the time shown aside) from the first answer to the
+same input, or no answer within ``--timeout``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -90,6 +92,9 @@ class Tally:
         self.latencies: list[float] = []
         self.errors: list[str] = []
         self.answers: list[list] = []
+        self.first: dict[bytes, str] = {}
+        """Request body -> its first answer (without the time shown): every later answer to
+        the same input must equal it, whatever else runs at the same time."""
 
     def summary(self, seconds: float) -> dict:
         lat = np.asarray(self.latencies) * 1e3
@@ -147,13 +152,21 @@ async def client_loop(client, url: str, inputs: list[bytes], start_at: int, unti
         except Exception as e:  # counted, the load goes on
             tally.errors.append(f"{type(e).__name__}: {e}"[:300])
             continue
-        if ok(answer):
-            tally.latencies.append(time.perf_counter() - t0)
-            tally.answers.append(answer)
+        latency = time.perf_counter() - t0
+        same = tally.first.setdefault(data, untimed(answer)) == untimed(answer)
+        if ok(answer) and same:
+            tally.latencies.append(latency)
+            tally.answers[:] = tally.answers or [answer]
         else:
-            tally.errors.append(f"unexpected answer: {str(answer)[:300]}")
+            what = "unexpected answer" if not same else "answer differs from the first one"
+            tally.errors.append(f"{what}: {str(answer)[:300]}")
         if pause:
             await asyncio.sleep(pause)
+
+
+def untimed(answer: list) -> str:
+    """An answer without the call times the page shows (``· 1.23 ms``)."""
+    return re.sub(r" · [\d.]+ ms", "", json.dumps(answer, sort_keys=True, ensure_ascii=False))
 
 
 def is_prediction(answer: list) -> bool:
