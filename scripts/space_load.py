@@ -193,8 +193,8 @@ def cpu_seconds(pid: int | None) -> float:
 class Paster:
     """The pasting client, in a process of its own as another visitor's machine would be:
     sending 1 MB bodies from the visitors' event loop slows the visitors' client, not the
-    server (measured with 4 visitors: 110 -> 50 requests/s in one process, unchanged beside
-    a separate ``curl`` loop)."""
+    server (measured with 4 visitors: about 100 -> 50 requests/s with the paster in their
+    process, no change beyond the noise beside a separate ``curl`` loop)."""
 
     def __init__(self, url: str, paste: bytes, pause: float, timeout: float) -> None:
         ctx = multiprocessing.get_context("spawn")
