@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     examples = demo.pick_examples(split, {variant: preds}, labels, p.examples)
     score = evaluate.score(logits, split.labels, metric)
     space.write(args.out, files[variant], tokenizer_json, variant, p.title, bench, examples,
-                metric, score)
+                metric, score, p.max_input_chars)
     write_json(args.metrics, {"variant": variant, metric: round(score, 6),
                               "app_matches_pipeline": same, "eval_examples": len(split),
                               "app_max_prob_diff": gap,

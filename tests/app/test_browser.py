@@ -82,6 +82,12 @@ def test_demo_in_chromium(browser, demo_url, tiny_run_dir, artifacts):
     page.locator("#classify").click()
     expect(page.locator("#status")).to_contain_text("42 tokens long; the models read only the "
                                                     "first 16")
+    # A 1 MB paste: refused at once with the reason, no prediction.
+    page.locator("#text textarea").fill("the film is good " * 61681)
+    page.locator("#classify").click()
+    expect(page.locator("#status")).to_contain_text(
+        "The input is 1,048,577 characters long; this page takes at most 10,000")
+    expect(page.locator("#result-0")).to_have_text(re.compile(r"^\s*$"))
     # Empty: a message, no prediction, no stack trace.
     page.locator("#text textarea").fill("   ")
     page.locator("#classify").click()

@@ -22,7 +22,7 @@ from distillery.measure import evaluate
 from distillery.modeling.loading import load_tokenizer
 
 from ..stages.conftest import load_stage
-from .conftest import free_port, wait_for
+from .conftest import ROOT, free_port, wait_for
 
 # Numbers for the Space's README table: made up by this test (it checks the folder, not them).
 CARD_NUMBERS = {"accuracy": 0.5, "macro_f1": 0.5, "latency_ms_p50": 1.0, "latency_ms_p95": 2.0,
@@ -82,9 +82,11 @@ def serve(python: Path, folder: Path):
 
 
 def test_space_venv_has_no_torch(space_python):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     out = subprocess.run([str(space_python), "-c", "import importlib.util as u; "
                           "print([m for m in ('torch', 'transformers', 'distillery') "
-                          "if u.find_spec(m)])"], capture_output=True, text=True, check=True)
+                          "if u.find_spec(m)])"], capture_output=True, text=True, check=True,
+                         env=env)
     assert out.stdout.strip() == "[]"
 
 
@@ -126,3 +128,28 @@ def test_space_without_model_says_what_to_run(space_dir, space_python, tmp_path)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_space_under_load(space_dir, space_python, tmp_path):
+    """32 clients for 3 s (then 3 s more beside a client pasting 1 MB texts), through the
+    Gradio API of the Space's own venv: no errors, every paste refused with the message, fast
+    alone and no slower than the visitors' answers under load (``scripts/space_load.py``, the
+    30 s run of docs/demo-and-space.md). The README pins the building interpreter's Python."""
+    card = (space_dir / "README.md").read_text()
+    assert f'\npython_version: "{sys.version_info.major}.{sys.version_info.minor}"\n' in card
+    assert json.loads((space_dir / "space.json").read_text())["max_input_chars"] == 10_000
+    out = tmp_path / "load.json"
+    subprocess.run([sys.executable, str(ROOT / "scripts/space_load.py"), str(space_dir),
+                    "--python", str(space_python), "--clients", "32", "--seconds", "3",
+                    "--rounds", "1", "--out", str(out)],
+                   check=True, capture_output=True, text=True, timeout=180)
+    load = json.loads(out.read_text())
+    for phase in ("plain", "with_pastes"):
+        visitors = load[phase]["visitors"]
+        assert visitors["errors"] == 0 and visitors["requests"] >= 32, visitors
+    pastes = load["with_pastes"]["pastes"]
+    assert pastes["errors"] == 0 and pastes["requests"] >= 1, pastes
+    assert pastes["message"].startswith("The input is 1,048,576 characters long; this page "
+                                        "takes at most 10,000")
+    assert load["paste_alone_ms"]["max_ms"] < 1000
+    assert pastes["p50_ms"] <= load["with_pastes"]["visitors"]["p99_ms"]

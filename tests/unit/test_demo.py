@@ -87,3 +87,29 @@ def test_cli_list(tiny_run_dir, capsys):
     demo.main(["--list", "--models", str(tiny_run_dir / "models")])
     assert capsys.readouterr().out.split() == ["teacher-torch-fp32", "student-torch-fp32",
                                                "student-onnx-fp32"]
+
+
+def test_demo_caps_input_and_tokenises_once(tmp_path, tiny_run_dir):
+    """``space.max_input_chars`` caps the demo's input; the teacher tokenises a text once."""
+    import asyncio
+
+    import yaml
+
+    from .test_space_app import Counting
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run_dir, run)
+    params = yaml.safe_load((run / "params.yaml").read_text())
+    params["space"]["max_input_chars"] = 50
+    (run / "params.yaml").write_text(yaml.safe_dump(params))
+    ui = demo.build(["student-onnx-fp32"], paths(run), examples=0)
+    (run_page,) = [f.fn for f in ui.fns.values() if f.api_name == "classify"]
+    line = asyncio.run(run_page("x" * 51))[0]
+    assert line == ("The input is 51 characters long; this page takes at most 50 (the models "
+                    "read only the first 16 tokens): shorten it.")
+    (teacher,), _ = demo.load_models(["teacher-torch-fp32"], paths(run), 16, False)
+    teacher.encode.full = Counting(teacher.encode.full)
+    text = " ".join(["good"] * 40)
+    p = teacher.predict(text)
+    assert teacher.encode.full.texts == [text] and p.truncated
+    assert p.tokens == len(teacher.tokenizer(text)["input_ids"]) == 42

@@ -108,18 +108,96 @@ def elem_ids(ui) -> set[str | None]:
     return {getattr(b, "elem_id", None) for b in ui.blocks.values()}
 
 
-def test_encoder_tokenises_once_and_is_safe_to_share(tiny_run_dir):
-    """The encoder's tokenizers keep their settings, so threads can share it; every answer
-    equals the answer of the same call made alone."""
+class Counting:
+    """A stand-in for a tokenizer that counts the texts it tokenises."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.texts = tokenizer, []
+
+    def encode(self, text, *args, **kwargs):
+        self.texts.append(text)
+        return self.tokenizer.encode(text, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+
+def test_encoder_tokenises_each_text_once(tiny_pair_run_dir):
+    """A truncated pair: each sentence tokenised once, then cut by post-processing alone; the
+    feeds and the count equal those of the untruncated and truncating tokenizers."""
+    model = app_model(tiny_pair_run_dir)
+    text, pair = " ".join(["good"] * 30), "the film is dull"
+    want = model.encode(text, pair)
+    model.encode.full = Counting(model.encode.full)
+    model.encode.truncating = Counting(model.encode.truncating)
+    feeds, tokens = model.encode(text, pair)
+    assert model.encode.full.texts == [text, pair] and model.encode.truncating.texts == []
+    assert tokens == want[1] == len(model.encode.full.tokenizer.encode(text, pair).ids) == 37
+    ref = model.encode.truncating.tokenizer.encode(text, pair)
+    np.testing.assert_array_equal(feeds["input_ids"][0], ref.ids)
+    assert feeds["input_ids"].shape == (1, 16)
+
+
+def test_oversize_input_is_refused_before_tokenising(tiny_run_dir, tiny_pair_run_dir):
+    """Over the cap (both sentences together): a message at once, no model or tokenizer runs."""
+    import time
+
+    model = app_model(tiny_run_dir)
+    model.encode.full = Counting(model.encode.full)
+    paste = "the film is good " * (2**20 // 17)  # about 1 MB
+    start = time.perf_counter()
+    line, answers = space_app.classify([model, Broken()], paste)
+    assert time.perf_counter() - start < 0.05
+    assert line == (f"The input is {len(paste):,} characters long; this page takes at most "
+                    "10,000 (the models read only the first 16 tokens): shorten it.")
+    assert answers == ["", ""] and model.encode.full.texts == []
+    line, (answer,) = space_app.classify([model], "good " * 20, max_chars=100)
+    assert answer.truncated and line.startswith("The input is 22 tokens long")  # at the cap
+    assert space_app.classify([model], "good " * 20 + "!", max_chars=100)[0].startswith(
+        "The input is 101 characters long; this page takes at most 100 ")
+    pair_model = app_model(tiny_pair_run_dir)
+    line, _ = space_app.classify([pair_model], "a" * 60, "b" * 41, max_chars=100)
+    assert line.startswith("The input is 101 characters long")
+
+
+def test_encoder_is_safe_to_share(tiny_run_dir):
+    """The encoder's tokenizers keep their settings, so threads can share a model; every
+    answer equals the answer of the same call made alone."""
     from concurrent.futures import ThreadPoolExecutor
 
     model = app_model(tiny_run_dir)
-    texts = ["the film is good", " ".join(["good"] * 40), "dull", " ".join(["bad"] * 25)] * 8
+    texts = ["the film is good", " ".join(["good"] * 40), "dull", " ".join(["bad"] * 25)] * 16
     alone = [model.encode(t) for t in texts]
-    with ThreadPoolExecutor(8) as pool:
+    predicted = [model.predict(t) for t in texts]
+    with ThreadPoolExecutor(16) as pool:
         together = list(pool.map(model.encode, texts))
+        answers = list(pool.map(model.predict, texts))
     for (a, n), (b, m) in zip(alone, together, strict=True):
         assert n == m and all(np.array_equal(a[k], b[k]) for k in a)
+    for p, q in zip(predicted, answers, strict=True):
+        assert (p.label, p.probs, p.tokens, p.truncated) == (q.label, q.probs, q.tokens,
+                                                              q.truncated)
     assert [n for _, n in alone[:4]] == [6, 42, 3, 27]
     assert model.encode.truncating.truncation["max_length"] == model.max_length
     assert model.encode.full.truncation is None
+
+
+def test_space_readme_pins_the_python_of_its_requirements():
+    """The Space's header names this interpreter's Python, which every pinned package accepts
+    (numpy 2.4 needs 3.11+: the hosting default, 3.10, would not build)."""
+    import sys
+
+    import yaml
+
+    from distillery.serve import space
+
+    numbers = {"accuracy": 0.5, "macro_f1": 0.5, "latency_ms_p50": 1.0, "latency_ms_p95": 2.0,
+               "throughput_per_s": 100.0, "size_mb": 0.3}
+    card = space.readme("T", "student-onnx-int8", {"student-onnx-int8": numbers}, ["a", "b"],
+                        "accuracy", 0.5)
+    header = yaml.safe_load(card.split("---\n")[1])
+    assert header["python_version"] == f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert '\npython_version: "3.' in card  # quoted: 3.10 unquoted would read as 3.1
+    assert header["sdk_version"] == space.requirements().split()[0].split("==")[1]
+    with pytest.raises(RuntimeError, match=r"requires Python >=3\.11, this is 3\.10: the env"):
+        space.python_version("3.10")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from distillery.core.io import UserError
-from distillery.data.prepared import LABELS_FILE, Split, _read_labels_file, encode, read_split
+from distillery.data.prepared import LABELS_FILE, Split, _read_labels_file, read_split
 from distillery.serve import space_app
 
 logger = logging.getLogger(__name__)
@@ -34,19 +34,25 @@ STAGE_OF = {"teacher": "hpo", "student": "distill", "student_pruned": "compress"
 
 
 class TorchClassifier:
-    """A saved classifier folder, run by PyTorch through the pipeline's own loading and
-    tokenisation path (:func:`distillery.modeling.loading.load_classifier`,
-    :func:`distillery.data.prepared.encode`).
+    """A saved classifier folder, run by PyTorch through the pipeline's own loading path
+    (:func:`distillery.modeling.loading.load_classifier`) and the inputs of
+    :func:`distillery.data.prepared.encode`, tokenised once per call by a
+    :class:`~distillery.serve.space_app.Encoder` over a private copy of the folder's fast
+    tokenizer (``transformers`` changes its tokenizer's truncation settings on every call).
     """
 
     def __init__(self, folder: str | Path, name: str, max_length: int,
                  sentence_pair: bool) -> None:
         import torch
 
+        from distillery.data.prepared import model_inputs
         from distillery.modeling.loading import load_classifier, load_tokenizer
 
         self.model = load_classifier(str(folder)).eval()
         self.tokenizer = load_tokenizer(str(folder))
+        self.encode = space_app.Encoder(self.tokenizer.backend_tokenizer, max_length,
+                                        model_inputs(self.tokenizer, sentence_pair),
+                                        direction=self.tokenizer.truncation_side)
         cfg = self.model.config
         self.labels = [cfg.id2label[i] for i in range(cfg.num_labels)]
         self.name, self.max_length, self.sentence_pair = name, max_length, sentence_pair
@@ -56,9 +62,8 @@ class TorchClassifier:
         space_app.warm_up(self)
 
     def predict(self, text: str, pair: str | None = None) -> space_app.Prediction:
-        pairs = [pair] if pair is not None else None
-        enc = encode(self.tokenizer, [text], pairs, self.max_length)
-        tokens = len(self.tokenizer(text, pair)["input_ids"])
+        feeds, tokens = self.encode(text, pair)
+        enc = {k: self._torch.from_numpy(v) for k, v in feeds.items()}
         with self._torch.inference_mode():
             start = time.perf_counter()
             logits = self.model(**enc).logits  # (1, C)
@@ -181,9 +186,11 @@ def predicted_ids(model: space_app.Classifier, split: Split) -> np.ndarray:
 def build(variants: list[str] | None, paths: Paths, examples: int = 8, scan: int = 300):
     """The demo page for ``teacher-torch-fp32`` plus ``variants`` (None: the default)."""
     from distillery.config.base import load_section
+    from distillery.config.space import SpaceParams
     from distillery.config.teacher import TeacherParams
 
     max_length = load_section(paths.params, "teacher", TeacherParams).max_length
+    max_chars = load_section(paths.params, "space", SpaceParams).max_input_chars
     meta = _read_labels_file(paths.data / LABELS_FILE)
     names = ["teacher-torch-fp32", *(variants or default_variants(paths))]
     models, problems = load_models(list(dict.fromkeys(names)), paths, max_length,
@@ -201,7 +208,7 @@ def build(variants: list[str] | None, paths: Paths, examples: int = 8, scan: int
              "pipeline run. Times are single calls on this machine, model only "
              "(tokenisation excluded); the benchmark stage measures them properly.")
     return space_app.build_ui(models, rows, title="Distillery: teacher vs student",
-                              intro=intro, problems=problems)
+                              intro=intro, problems=problems, max_chars=max_chars)
 
 
 def main(argv: list[str] | None = None) -> None:

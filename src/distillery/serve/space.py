@@ -3,10 +3,11 @@
 The folder holds everything the Space needs and nothing of the pipeline: ``app.py`` (a copy of
 :mod:`distillery.serve.space_app`), ``requirements.txt`` (gradio, onnxruntime, tokenizers, numpy,
 pinned to the versions the pipeline ran; no torch), ``model.onnx``, ``tokenizer.json``,
-``examples.jsonl`` from the eval split, ``space.json`` (what the page shows) and a
-``README.md`` whose YAML header is the Space's configuration and whose body carries the model's
-measured accuracy, latency and size from ``metrics/benchmark.json``. Upload the folder as a
-Gradio Space, or run ``python app.py`` in it.
+``examples.jsonl`` from the eval split, ``space.json`` (what the page shows, and its input
+cap) and a ``README.md`` whose YAML header is the Space's configuration (the Python version
+included: that of the interpreter whose packages the requirements pin) and whose body carries
+the model's measured accuracy, latency and size from ``metrics/benchmark.json``. Upload the
+folder as a Gradio Space, or run ``python app.py`` in it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from distillery.core.io import UserError, atomic_path
@@ -24,18 +26,39 @@ APP_REQUIREMENTS = {"gradio": "gradio", "onnxruntime": "onnxruntime", "tokenizer
 """Requirement name -> the installed distribution whose version it pins."""
 
 
-def _version(dist: str) -> str:
+def _installed(dist: str) -> importlib.metadata.Distribution:
     try:
-        return importlib.metadata.version(dist)
+        return importlib.metadata.distribution(dist)
     except importlib.metadata.PackageNotFoundError:
         if dist == "onnxruntime":  # the pipeline may run the GPU build; the Space needs the CPU one
-            return importlib.metadata.version("onnxruntime-gpu")
+            return importlib.metadata.distribution("onnxruntime-gpu")
         raise
+
+
+def _version(dist: str) -> str:
+    return _installed(dist).version
 
 
 def requirements() -> str:
     """``requirements.txt``: the app's four dependencies at the versions installed here."""
     return "".join(f"{name}=={_version(dist)}\n" for name, dist in APP_REQUIREMENTS.items())
+
+
+def python_version(version: str | None = None) -> str:
+    """``python_version`` of the Space's header: this interpreter's ``major.minor`` (or
+    ``version``), the Python the pinned packages were installed for (the hosting default, 3.10,
+    cannot install numpy 2.3+, for one); checked against each pinned package's
+    ``Requires-Python``."""
+    from packaging.specifiers import SpecifierSet
+
+    version = version or f"{sys.version_info.major}.{sys.version_info.minor}"
+    for dist in APP_REQUIREMENTS.values():
+        installed = _installed(dist)
+        needs = installed.metadata.get("Requires-Python") or ""
+        if version not in SpecifierSet(needs):
+            raise RuntimeError(f"{dist} {installed.version} requires Python {needs}, this is "
+                               f"{version}: the environment is inconsistent")
+    return version
 
 
 def resolve_variant(wanted: str, report: dict | None) -> str:
@@ -67,7 +90,8 @@ def readme(title: str, variant: str, bench: dict, labels: list[str], metric: str
     """
     ours = bench[variant]
     header = {"title": title, "emoji": "⚗️", "colorFrom": "indigo", "colorTo": "green",
-              "sdk": "gradio", "sdk_version": _version("gradio"), "app_file": "app.py",
+              "sdk": "gradio", "sdk_version": _version("gradio"),
+              "python_version": python_version(), "app_file": "app.py",
               "pinned": False, "license": "apache-2.0",
               "short_description": f"{variant}: compressed with Distillery"[:60]}
     yaml = [f"{k}: {json.dumps(v, ensure_ascii=False) if isinstance(v, str) else str(v).lower()}"
@@ -96,8 +120,11 @@ def readme(title: str, variant: str, bench: dict, labels: list[str], metric: str
 
 
 def write(out: str | Path, model: Path, tokenizer: Path, variant: str, title: str,
-          bench: dict, examples: list[dict], metric: str, batch1_score: float) -> None:
-    """Write the Space folder ``out`` (atomically: all of it or nothing); see :func:`readme`."""
+          bench: dict, examples: list[dict], metric: str, batch1_score: float,
+          max_input_chars: int = space_app.MAX_INPUT_CHARS) -> None:
+    """Write the Space folder ``out`` (atomically: all of it or nothing); see :func:`readme`.
+
+    ``max_input_chars`` goes to ``space.json``: the app refuses longer inputs."""
     labels = json.loads(_meta(model)["labels"])
     if variant not in bench:
         raise UserError(f"{variant!r} has no measurements in metrics/benchmark.json: run "
@@ -115,7 +142,8 @@ def write(out: str | Path, model: Path, tokenizer: Path, variant: str, title: st
                  "Distillery pipeline. The time shown is one call "
                  "of the model on this machine (tokenisation excluded).")
         (tmp / "space.json").write_text(json.dumps(
-            {"variant": variant, "title": title, "intro": intro}, indent=2) + "\n")
+            {"variant": variant, "title": title, "intro": intro,
+             "max_input_chars": max_input_chars}, indent=2) + "\n")
         card = readme(title, variant, bench, labels, metric, batch1_score)
         (tmp / "README.md").write_text(card, encoding="utf-8")
 

@@ -9,30 +9,50 @@ else. Anything that can answer :class:`Classifier`'s ``predict`` can be shown.
 Per model the page shows the predicted label with its probability and the measured time of
 that call (the model alone, tokenisation excluded), and the class probabilities as bars. Bad
 input ends as a message on the page, never a stack trace: empty text, text longer than the
-model reads (truncated, and the page says so), a model that failed to load.
+model reads (truncated, and the page says so), text over the server's cap (refused before any
+tokenisation), a model that failed to load.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no usage pings
+# Gradio's queue summarises its last GRADIO_ANALYTICS_MAX_EVENTS (10,000) events in a pandas
+# DataFrame after EVERY event (for its /monitoring page), a cost that grows with the events
+# served; summarising the last 1,000 every 1,000 events keeps it flat (see
+# docs/demo-and-space.md, load test).
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 
 logger = logging.getLogger(__name__)
 
 TOP_CLASSES = 5
 """Bars shown per model (all classes when there are at most this many)."""
+
+MAX_INPUT_CHARS = 10_000
+"""Default cap on one request's characters (both sentences together), checked before any
+tokenisation (``space.max_input_chars`` sets it). The models read at most ``max_length``
+tokens (512 tokens are about 2,500 characters of English), so the cap only refuses text whose
+end no model would read; without it a 1 MB paste costs about 0.5 s of tokenising per model
+while every other visitor waits in the same queue."""
 
 
 @dataclass
@@ -79,32 +99,46 @@ def prediction(logits: np.ndarray, labels: Sequence[str], ms: float, tokens: int
 class Encoder:
     """Text (and pair) -> ``(1, T)`` int64 feeds of a session's ``inputs``, tokenised with the
     ``tokenizers`` library as the pipeline does (special tokens added, longest-first truncation
-    to ``max_length``), once per call; also returns the token count before truncation (a
-    text that was cut is tokenised a second time, untruncated, to count it).
+    to ``max_length``), and the token count before truncation (special tokens included).
 
-    Each of its two tokenizers keeps its settings for life, so one encoder can serve
+    Each text is tokenised once: the untruncated tokens are counted, then cut and given their
+    special tokens by ``post_process`` (no second pass over the text). Its two tokenizers are
+    its own copies, configured once here and never changed, so one encoder can serve
     concurrent calls.
     """
 
-    def __init__(self, tokenizer: str | Path, max_length: int, inputs: Sequence[str]) -> None:
-        from tokenizers import Tokenizer
-
-        self.full = Tokenizer.from_file(str(tokenizer))
+    def __init__(self, tokenizer: str | Path | Tokenizer, max_length: int,
+                 inputs: Sequence[str], direction: str = "right") -> None:
+        self.full = _copy(tokenizer)  # tokenises: no truncation, no padding, ever
         self.full.no_padding()
         self.full.no_truncation()
-        self.truncating = Tokenizer.from_file(str(tokenizer))
+        self.truncating = _copy(tokenizer)  # only post-processes: truncation + special tokens
         self.truncating.no_padding()
-        self.truncating.enable_truncation(max_length, strategy="longest_first")
+        self.truncating.enable_truncation(max_length, strategy="longest_first",
+                                          direction=direction)
         self.inputs = list(inputs)
         self.max_length = max_length
 
     def __call__(self, text: str, pair: str | None = None) -> tuple[dict[str, np.ndarray], int]:
-        enc = self.truncating.encode(text, pair)
-        tokens = len(self.full.encode(text, pair).ids) if enc.overflowing else len(enc.ids)
+        first = self.full.encode(text, add_special_tokens=False)
+        second = None if pair is None else self.full.encode(pair, add_special_tokens=False)
+        tokens = (len(first.ids) + (0 if second is None else len(second.ids))
+                  + self.full.num_special_tokens_to_add(second is not None))
+        enc = self.truncating.post_process(first, second, add_special_tokens=True)
         arrays = {"input_ids": enc.ids, "attention_mask": enc.attention_mask,
                   "token_type_ids": enc.type_ids}
         feeds = {k: np.asarray([arrays[k]], dtype=np.int64) for k in self.inputs}
         return feeds, tokens
+
+
+def _copy(tokenizer: str | Path | Tokenizer) -> Tokenizer:
+    """A private ``tokenizers.Tokenizer``: read from a ``tokenizer.json`` file, or a copy of
+    ``tokenizer`` (whose settings its owner may change per call, as ``transformers`` does)."""
+    from tokenizers import Tokenizer
+
+    if isinstance(tokenizer, (str, Path)):
+        return Tokenizer.from_file(str(tokenizer))
+    return Tokenizer.from_str(tokenizer.to_str())
 
 
 class OnnxClassifier:
@@ -124,6 +158,10 @@ class OnnxClassifier:
                 raise FileNotFoundError(f"{what} file {path} not found")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        # No busy-waiting between calls: ONNX Runtime's threads otherwise spin after each run,
+        # burning the CPU the web server needs (measured on 2 cores: 12.0 -> 5.6 ms of server
+        # CPU per request, 12.2 -> 8.4 ms latency for one client; the same throughput at 32).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(model), options,
                                             providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -160,14 +198,36 @@ def warm_up(model: Classifier, calls: int = 3) -> None:
         model.predict(WARM_UP)
 
 
-def classify(models: Sequence[Classifier], text: str | None,
-             pair: str | None = None) -> tuple[str, list[Prediction | str]]:
+def refusal(models: Sequence[Classifier], text: str | None, pair: str | None = None,
+            max_chars: int = MAX_INPUT_CHARS) -> str:
+    """The message that refuses an input over ``max_chars`` characters (both sentences
+    together), or "" when it fits; it reads only the lengths."""
+    size = len(text or "") + len(pair or "")
+    if size <= max_chars:
+        return ""
+    read = max(m.max_length for m in models)
+    return (f"The input is {size:,} characters long; this page takes at most {max_chars:,} "
+            f"(the models read only the first {read} tokens): shorten it.")
+
+
+def classify(models: Sequence[Classifier], text: str | None, pair: str | None = None,
+             max_chars: int = MAX_INPUT_CHARS) -> tuple[str, list[Prediction | str]]:
     """Run every model on one input.
+
+    Args:
+        models: the models to run.
+        text: the (first) sentence.
+        pair: the second sentence (sentence-pair tasks), else None.
+        max_chars: longest input accepted (both sentences together); longer ones are refused
+            before any tokenisation.
 
     Returns:
         A status line for the page ("" when all is well) and, per model, its
         :class:`Prediction` or the message of what went wrong.
     """
+    line = refusal(models, text, pair, max_chars)
+    if line:
+        return line, ["" for _ in models]
     text = (text or "").strip()
     pair = (pair or "").strip() if pair is not None else None
     needs_pair = any(m.sentence_pair for m in models)
@@ -204,7 +264,8 @@ def _show(answer: Prediction | str) -> tuple[str, dict[str, float] | None]:
 
 
 def build_ui(models: Sequence[Classifier], examples: Sequence[dict] = (),
-             title: str = "Distillery", intro: str = "", problems: Sequence[str] = ()):
+             title: str = "Distillery", intro: str = "", problems: Sequence[str] = (),
+             max_chars: int = MAX_INPUT_CHARS, workers: int = 1):
     """The Gradio page: a text box (two for sentence pairs), one column per model.
 
     Args:
@@ -213,6 +274,9 @@ def build_ui(models: Sequence[Classifier], examples: Sequence[dict] = (),
         title: page title.
         intro: Markdown under the title.
         problems: messages shown at the top (e.g. a model file that is missing).
+        max_chars: longest input the server accepts (see :data:`MAX_INPUT_CHARS`).
+        workers: model calls run at once (threads; the models must be safe to share, as
+            :class:`Encoder` and ONNX Runtime sessions are).
     """
     import gradio as gr
 
@@ -237,15 +301,20 @@ def build_ui(models: Sequence[Classifier], examples: Sequence[dict] = (),
                     outputs.append(gr.Label(label="class probabilities", elem_id=f"probs-{i}",
                                             num_top_classes=min(TOP_CLASSES, len(m.labels))))
 
-        def run(*values: str):
-            line, answers = classify(models, *values)
-            shown = [line]
-            for a in answers:
-                shown.extend(_show(a))
-            return shown
+        async def run(*values: str):
+            # Runs on the server's event loop, outside Gradio's queue (no concurrency limit):
+            # an input over the cap is refused at once, however many calls wait for the
+            # models; the models run in `workers` threads, in the order the calls came.
+            line = refusal(models, *values, max_chars=max_chars)
+            answers: list[Prediction | str] = ["" for _ in models]
+            if not line:
+                call = functools.partial(classify, models, *values, max_chars=max_chars)
+                line, answers = await asyncio.get_running_loop().run_in_executor(pool, call)
+            return [line, *(shown for a in answers for shown in _show(a))]
 
-        button.click(run, inputs, outputs, api_name="classify")
-        text.submit(run, inputs, outputs, api_name=False)
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="classify")
+        for event, api in ((button.click, "classify"), (text.submit, False)):
+            event(run, inputs, outputs, api_name=api, concurrency_limit=None)
         if examples:
             note = gr.Textbox(label="About this example", interactive=False, elem_id="note")
             rows = [[e["text"]] + ([e.get("text_pair", "")] if pair_task else [])
@@ -288,7 +357,8 @@ def main(argv: list[str] | None = None) -> None:
                         elem_id="problems")
     else:
         ui = build_ui(models, read_examples(here / "examples.jsonl"),
-                      title=info.get("title", "Distillery"), intro=info.get("intro", ""))
+                      title=info.get("title", "Distillery"), intro=info.get("intro", ""),
+                      max_chars=int(info.get("max_input_chars", MAX_INPUT_CHARS)))
     ui.launch(server_name=args.host, server_port=args.port)
 
 
