@@ -22,7 +22,7 @@ from .stages.conftest import ROOT, tiny_params
 
 pytestmark = pytest.mark.e2e
 
-STAGES = ["data", "prepare", "hpo", "label", "baselines", "nas", "distill", "compress",
+STAGES = ["data", "prepare", "hpo", "llm", "label", "baselines", "nas", "distill", "compress",
           "export", "benchmark", "report", "space"]
 
 
@@ -75,6 +75,7 @@ def test_dvc_repro_end_to_end(repo):
     for name in ("data", "prepare", "baselines", "nas", "hpo", "label", "distill", "compress",
                  "export", "report", "space"):
         assert (repo / "metrics" / f"{name}.json").is_file()
+    assert "encoder" in json.loads((repo / "metrics" / "llm.json").read_text())["skipped"]
     assert (repo / "plots" / "classes.json").is_file()  # per class: a plot file, not metrics
     assert "baseline-tfidf" in bench and (repo / "reports" / "intervals.json").is_file()
     assert (repo / "plots" / "class_counts.csv").is_file()

@@ -77,6 +77,7 @@ def test_causal_teacher_chain(causal_dir, tiny_teacher_dir):
     # The logits every distilling stage reads score as lm-eval does.
     assert metrics("m/label.json")["teacher_eval_accuracy"] == pytest.approx(
         m["teacher_lm_eval_acc"], abs=1e-9)
+    _llm_stage()
     load_stage("nas").main(["--data", "prep", "--teacher", "models/teacher", "--logits",
                             "logits", "--trials",
                             "models/nas.journal", "--out", "models/arch.json", "--history",
@@ -121,6 +122,32 @@ def test_causal_teacher_chain(causal_dir, tiny_teacher_dir):
     assert m["teacher-onnx-fp32"]["accuracy"] == pytest.approx(teacher_acc)
     assert m["device"] == "cpu" and m["teacher-torch-fp32"]["provider"] == "torch-cpu"
     assert "teacher.onnx" in files("models/onnx")
+
+
+def _llm_stage() -> None:
+    """Stage ``llm`` on the tiny specialised Llama: every variant measured, lm-eval equal to
+    the pipeline, the benchmark and the answers written (random weights: tolerances off)."""
+    p = yaml.safe_load(Path("params.yaml").read_text())
+    p["llm"] = {"variants": ["fp32", "int8", "int4"], "base_variants": ["fp32"],
+                "label_prompts": 3, "open_prompts": ["Hello"], "gen_tokens": 6,
+                "eval_examples": 8, "bench_prompt_tokens": 8, "bench_new_tokens": 4,
+                "bench_rounds": 1, "threads": 1, "max_accuracy_drop": 1.0, "min_agreement": 0.0,
+                "max_ppl_ratio": 100.0, "min_greedy_match": 0.0}
+    Path("params.yaml").write_text(yaml.safe_dump(p))
+    load_stage("llm").main(["--teacher", "models/teacher", "--data", "prep", "--out",
+                            "models/llm", "--metrics", "m/llm.json", "--plots", "plots/llm.csv",
+                            "--report", "reports/llm.md"])
+    m = metrics("m/llm.json")
+    for v in ("specialised-onnx-fp32", "specialised-onnx-int8", "specialised-onnx-int4",
+              "base-onnx-fp32"):
+        assert m[f"{v}_lm_eval_max_ll_diff"] <= 1e-6, v
+        assert (Path("models/llm") / f"{v}.onnx").is_file()
+    assert m["specialised-onnx-fp32_agreement"] == 1.0
+    assert m["specialised-onnx-fp32_greedy_match"] == 1.0
+    assert m["specialised-onnx-fp32_decode_tps"] > 0 and "base-onnx-fp32_decode_tps" not in m
+    assert m["specialised-torch-fp32_peak_rss_mb"] > 0
+    text = Path("reports/llm.md").read_text()
+    assert "## Answers side by side" in text and "| Hello |" in text
 
 
 def test_causal_teacher_refuses_teacher_init_before_compute(causal_dir):

@@ -20,6 +20,7 @@ from distillery.config.data import DataParams
 from distillery.config.distill import DistillParams
 from distillery.config.export import ExportParams
 from distillery.config.hpo import HpoParams
+from distillery.config.llm import LlmParams
 from distillery.config.nas import NasParams, SearchSpace
 from distillery.config.prepare import PrepareParams
 from distillery.config.report import ReportParams
@@ -44,6 +45,7 @@ SECTIONS = [
     ("benchmark", BenchmarkParams),
     ("report", ReportParams),
     ("space", SpaceParams),
+    ("llm", LlmParams),
 ]
 SECTION_IDS = [name for name, _ in SECTIONS]
 

@@ -13,7 +13,7 @@ import importlib
 from pathlib import Path
 
 SECTIONS = ("data", "task", "teacher", "prepare", "baselines", "hpo", "nas", "distill",
-            "compress", "export", "benchmark", "report", "space")
+            "compress", "export", "benchmark", "report", "space", "llm")
 """``params.yaml`` sections in pipeline order, each a module of this package."""
 
 
