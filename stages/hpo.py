@@ -5,7 +5,8 @@ the head at its own learning rate) on ``hpo.trial_examples`` training examples f
 passes as the final run (:func:`distillery.teachers.hpo.run_epochs`: the budget grows with the
 number of classes), scoring ``task.metric`` on the validation split ``hpo.evals`` times;
 ``hpo.pruner`` stops hopeless trials, ``hpo.patience`` stops a run that no longer improves. Trials
-live in an Optuna study on ``--trials`` (a journal file the stage keeps between runs) or on
+live in an Optuna study on a journal file kept between runs (``resume/`` beside ``--trials``,
+out of reach of ``dvc exp run``'s checkout: :mod:`distillery.search.resume`) or on
 ``hpo.storage`` (a database, e.g. ``env:DISTILLERY_STORAGE``: the URL read from that
 environment variable): a killed run resumes without repeating a finished trial, and
 ``hpo.workers`` processes (or machines) share the study. The best recipe is retrained on the
@@ -21,7 +22,7 @@ specialisation, and the teacher is saved in its classifier form
 Deps: ``--data``, the teacher named by ``teacher.model``.
 Params: ``teacher.*``, ``task.metric``, ``hpo.*``.
 Outs: ``--out`` (merged teacher, ``save_pretrained`` folder with its tokenizer),
-``--trials`` (Optuna journal, persistent).
+``--trials`` (Optuna journal of the study, persistent: a copy of the kept one).
 Plots: ``--history`` (CSV per trial: method, params, score, best so far, pruned), ``--png``;
 ``--curves`` (DVCLive folder: loss and validation score during the final retrain).
 Metrics: ``--metrics``: best recipe, best trial score and the best of each method, trials
@@ -53,7 +54,7 @@ from distillery.core.io import (
 from distillery.data.prepared import load_prepared
 from distillery.measure import evaluate, plots
 from distillery.modeling.loading import check_teacher, load_classifier, load_tokenizer
-from distillery.search import runner
+from distillery.search import resume, runner
 from distillery.teachers import hpo
 from distillery.teachers.causal import teacher as llm_teacher
 
@@ -78,13 +79,15 @@ def main(argv: list[str] | None = None) -> None:
     for volatile in ("n_trials", "workers", "storage"):
         same_experiment.pop(volatile)
     name = runner.study_name("hpo", same_experiment)
-    storage = p.storage or args.trials
+    storage = p.storage or resume.kept(args.trials, name)  # not rolled back by dvc exp run
     study, design = runner.open_study(storage, name, p.sampler, space, p.seed, p.n_initial,
                                       p.pruner, p.evals)
     resumed = runner.prepare(study, design, journal=runner.is_journal(storage))
     trials_of = llm_teacher.CausalTrials if kind == "causal" else hpo.Trials
     with Timer() as timer:
         runner.run_workers(trials_of(tp, p, metric, args.data, storage, name), p.workers)
+        if not p.storage:
+            resume.publish(storage, args.trials)
         trials, ran = runner.finished_trials(study), runner.ran_trials(study)
         winner = max(trials, key=lambda t: t.value)  # first of ties
         best = hpo.recipe(winner.params, p)

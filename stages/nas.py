@@ -6,16 +6,18 @@ student is (``nas.proxy: kd`` also trains it by distillation from that teacher),
 the pipeline ships it: int8 ONNX (``export.int8_recipe``), text in, label out, beside the
 teacher's int8 file. The winner is the best-scoring candidate within the speed budget
 ``nas.min_speedup`` (and ``nas.max_params`` / ``nas.max_latency_ms``). Trials live in an
-Optuna study on ``--trials`` (a journal the stage keeps between runs) or on ``nas.storage``
-(a database, e.g. ``env:DISTILLERY_STORAGE``): a killed run resumes, a genome is trained
-once however often it is proposed, and ``nas.workers`` processes share the study.
+Optuna study on a journal kept between runs (``resume/`` beside ``--trials``, out of reach of
+``dvc exp run``'s checkout: :mod:`distillery.search.resume`) or on ``nas.storage`` (a
+database, e.g. ``env:DISTILLERY_STORAGE``): a killed run resumes, a genome is trained once
+however often it is proposed, and ``nas.workers`` processes share the study.
 
 Deps: ``--data`` (prepared splits), ``--teacher`` (the fine-tuned teacher of stage hpo),
 ``--logits`` (its logits, stage ``label``: the KD proxy's targets).
 Params: ``teacher.*``, ``task.metric`` (the proxy score), ``nas.*``, ``distill.alpha`` and
 ``distill.temperature`` (the KD proxy), ``export.int8_recipe`` and ``export.opset`` (how
 candidates are timed), ``benchmark.threads``.
-Outs: ``--out`` (best architecture JSON: the genome and its proxy scores), ``--trials``.
+Outs: ``--out`` (best architecture JSON: the genome and its proxy scores), ``--trials`` (a
+copy of the kept journal).
 Plots: ``--history`` (CSV, one row per candidate), ``--png``.
 Metrics: ``--metrics``: best genome, its proxy score / params / latency, duration.
 """
@@ -36,7 +38,7 @@ from distillery.config.teacher import TeacherParams
 from distillery.core.io import Timer, fingerprint, run_main, stage_args, write_csv, write_json
 from distillery.measure import plots
 from distillery.modeling import loading
-from distillery.search import runner
+from distillery.search import resume, runner
 from distillery.teachers.causal import teacher as llm_teacher
 
 logger = logging.getLogger("stages.nas")
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     for volatile in ("generations", "workers", "storage", "max_params", "max_latency_ms"):
         same_experiment.pop(volatile)
     name = runner.study_name("nas", same_experiment)
-    storage = p.storage or args.trials
+    storage = p.storage or resume.kept(args.trials, name)  # not rolled back by dvc exp run
     study = runner.load(storage, name, nas.directions(p.strategy))
     resumed = runner.prepare(study, [], journal=runner.is_journal(storage))
     with Timer() as timer:
@@ -73,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
                                       args.logits, kd, base, d.student_init != "random",
                                       ex.int8_recipe, ex.opset, threads),
                            p.workers)
+        if not p.storage:
+            resume.publish(storage, args.trials)
     space = dataclasses.asdict(p.search_space)
     history = nas.candidates(runner.finished_trials(study), p.population, space)
     winner = nas.select(history, p.max_params, p.max_latency_ms, p.min_speedup)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from distillery.config.base import positive
+from distillery.core.io import UserError
+
+ROOT_ENV = "DVC_ROOT"
+"""Set by DVC for stage commands to the repository's root: the user's repository also for
+``dvc exp run --temp`` / ``--queue``, whose stages run in a copy under ``.dvc/tmp/exps``."""
 
 
 @dataclass
@@ -20,7 +27,8 @@ class DataParams:
     """
 
     source: str = "../shared/datasets/sst2"
-    """Local file / folder, or a Hub dataset id such as ``glue`` (with ``config: mrpc``)."""
+    """Local file / folder (a relative path is taken from the repository root), or a Hub
+    dataset id such as ``glue`` (with ``config: mrpc``)."""
     config: str | None = None
     """Hub dataset configuration (e.g. ``mrpc`` of ``glue``); null for local sources."""
     revision: str | None = None
@@ -73,3 +81,25 @@ class DataParams:
         if self.eval_split is not None and self.eval_split == self.train_split:
             out.append(f"eval_split: got {self.eval_split!r}, same as train_split")
         return out
+
+    def local_source(self) -> Path | None:
+        """``source`` as an existing local path, or None for a Hub dataset id.
+
+        A relative path is taken from the repository root (``$DVC_ROOT``; outside DVC the
+        working directory), so that experiments run in a temporary copy of the repository
+        find the same files.
+
+        Raises:
+            UserError: ``source`` looks like a path (``.``, ``/`` or ``~`` first, a file
+                extension, or more than one ``/``) but nothing is there.
+        """
+        root = Path(os.environ.get(ROOT_ENV) or ".")
+        path = root / Path(self.source).expanduser()  # an absolute path stays as is
+        if path.exists():
+            return path
+        if self.source[0] in "./~" or Path(self.source).suffix or self.source.count("/") > 1:
+            raise UserError(f"data.source: got {self.source!r}, and {path.resolve()} does not "
+                            "exist (a relative path is taken from the repository root, "
+                            f"{root.resolve()}); point data.source at a local file or folder, "
+                            "or at a Hugging Face Hub dataset id")
+        return None

@@ -57,8 +57,8 @@ def materialise(p: DataParams, out_dir: str | Path) -> dict[str, Any]:
         FileNotFoundError: not a local path, and the Hub download failed.
     """
     out_dir = Path(out_dir)
-    if Path(p.source).exists():
-        files = _local_files(Path(p.source))
+    if (src := p.local_source()) is not None:
+        files = _local_files(src)
         if _same_files(files, out_dir):
             logger.info("%s is up to date with %s", out_dir, p.source)
         else:

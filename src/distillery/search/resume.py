@@ -1,0 +1,71 @@
+"""Where a search's journal lives while it runs: out of reach of ``dvc exp run``'s checkout.
+
+The ``--trials`` journal of stages ``hpo`` and ``nas`` is a persistent DVC output, and
+``dvc exp run`` checks out the outputs recorded in ``dvc.lock`` before it runs: a journal that
+a killed experiment left is put back to the state of the last finished run, and finished
+trials would train again. So the trials run on a journal *kept* per study in ``resume/``
+beside ``--trials`` (``models/search/resume/<study>.journal``: git-ignored and no DVC output,
+so no checkout touches it), named by the study (the stage and a hash of everything that
+defines the search: a different search never resumes it). The output is a copy of it,
+written when the search ends (:func:`publish`). When the output holds more trials of the study
+than the kept journal (a fresh clone after ``dvc pull``, an applied experiment that extended
+the study), it seeds the kept journal (:func:`kept`).
+
+Deleting ``resume/`` is safe: it only loses the trials of searches that never finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from pathlib import Path
+
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+from distillery.core.io import atomic_path
+from distillery.search.runner import DONE
+
+logger = logging.getLogger(__name__)
+
+FOLDER = "resume"
+"""Folder, beside the ``--trials`` output, of the kept journals."""
+
+
+class _Keep(Exception):
+    """The kept journal is at least as far along as the output: do not seed it."""
+
+
+def kept(out: str | Path, study: str) -> str:
+    """Path of the journal kept for ``study`` beside ``out`` (the stage's ``--trials``
+    output); seeded from ``out`` when ``out`` holds more finished or pruned trials of it."""
+    out = Path(out)
+    path = out.parent / FOLDER / f"{study}.journal"
+    if out.is_file():
+        have = _done(path, study)
+        with contextlib.suppress(_Keep), atomic_path(path) as tmp:
+            shutil.copyfile(out, tmp)  # a copy: the output may be a read-only cache link
+            found = _done(tmp, study)
+            if found <= have:
+                raise _Keep
+            logger.info("study %s: %d finished trials in %s (%d in %s)", study, found, out,
+                        have, path)
+    return str(path)
+
+
+def publish(path: str | Path, out: str | Path) -> None:
+    """Copy the kept journal ``path`` to the stage's output ``out``, atomically."""
+    with atomic_path(out) as tmp:
+        shutil.copyfile(path, tmp)
+
+
+def _done(path: Path, study: str) -> int:
+    """Finished or pruned trials of ``study`` in the journal file ``path`` (0 if none)."""
+    if not path.is_file():
+        return 0
+    storage = JournalStorage(JournalFileBackend(str(path)))
+    try:
+        study_id = storage.get_study_id_from_name(study)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False, states=DONE))
