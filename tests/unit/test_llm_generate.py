@@ -158,3 +158,25 @@ def test_params_checked(tmp_path):
         load_section(f, "llm", LlmParams)
     msg = str(err.value)
     assert "variants" in msg and "int3" in msg and "block_size" in msg and "min_agreement" in msg
+
+
+def test_demo_generation_view(tiny, tmp_path):
+    from distillery.serve import generate
+
+    model, tok, folder = tiny
+    llm_dir = tmp_path / "llm"
+    llm_dir.mkdir()
+    (llm_dir / "specialised-onnx-fp32.onnx").write_bytes((folder / "fp32.onnx").read_bytes())
+    tok.save_pretrained(llm_dir / "tokenizer")
+    gen = generate.Generator(llm_dir)
+    answer, timing = gen.generate("specialised-onnx-fp32", "Review: dull\nSentiment:", 6,
+                                  chat=False)
+    ids = tok.encode("Review: dull\nSentiment:")
+    assert answer == tok.decode(TorchLM(model, eos_ids(model, tok)).greedy(ids, 6).tokens,
+                                skip_special_tokens=True)
+    assert "tokens/s" in timing
+    assert gen.generate("specialised-onnx-fp32", "x" * 20_001, 6)[1].startswith(
+        "The prompt is 20,001 characters long")
+    with pytest.raises(UserError, match="unknown LLM variant"):
+        gen.model("nope")
+    assert generate.build_ui(gen) is not None

@@ -5,6 +5,9 @@ same sentence: predicted label, class probabilities and the time of that call. T
 variant is the one ``metrics/report.json`` recommends, else the int8 ONNX student. Examples
 from the eval split are one click away, those where teacher and student disagree first.
 
+With a causal-LM teacher, stage ``llm``'s generation variants (``models/llm``) get a second tab
+(:mod:`distillery.serve.generate`): a prompt, greedy answers, time to first token and tokens/s.
+
 Runs offline and binds to 127.0.0.1 unless told otherwise. The page is
 :mod:`distillery.serve.space_app`'s, the same one the ``space`` stage ships.
 """
@@ -235,6 +238,17 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(found))
         return
     ui = build(args.variants, paths, args.examples)
+    llm_dir = paths.models / "llm"
+    if any(llm_dir.glob("*.onnx")):  # stage llm ran with a causal-LM teacher: a second tab
+        import gradio as gr
+
+        from distillery.config.base import load_section
+        from distillery.config.space import SpaceParams
+        from distillery.serve import generate
+
+        cap = load_section(paths.params, "space", SpaceParams).max_input_chars
+        ui = gr.TabbedInterface([ui, generate.build_ui(generate.Generator(llm_dir), cap)],
+                                ["classify", "generate"])
     ui.launch(server_name=args.host, server_port=args.port)
 
 
