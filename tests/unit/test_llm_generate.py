@@ -180,3 +180,33 @@ def test_demo_generation_view(tiny, tmp_path):
     with pytest.raises(UserError, match="unknown LLM variant"):
         gen.model("nope")
     assert generate.build_ui(gen) is not None
+
+
+def test_lm_eval_runs_a_generation_task(tiny, tmp_path):
+    """A ``generate_until`` task through lm-eval's own ``simple_evaluate``: the answers it logs
+    are the pipeline's greedy ones, cut at the stop string."""
+    import json
+
+    import yaml
+
+    from distillery.lmeval.harness import run
+
+    _, tok, folder = tiny
+    lm = OrtLM(folder / "fp32.onnx")
+    prompts = ["Review: dull\nSentiment:", "Review: a fine film\nSentiment:"]
+    data = tmp_path / "gen.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p, "answer": " negative"}) + "\n"
+                            for p in prompts))
+    (tmp_path / "tiny_gen.yaml").write_text(yaml.safe_dump({
+        "task": "tiny_gen", "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(data)}}, "test_split": "test",
+        "output_type": "generate_until", "doc_to_text": "{{prompt}}",
+        "doc_to_target": "{{answer}}",
+        "generation_kwargs": {"until": ["\n"], "max_gen_toks": 8, "do_sample": False},
+        "metric_list": [{"metric": "exact_match"}]}))
+    out = run(DecoderLM(lm, tok, max_length=64), [tmp_path / "tiny_gen.yaml"], log_samples=True)
+    assert "exact_match,none" in out["results"]["tiny_gen"]
+    logged = {s["doc"]["prompt"]: s["resps"][0][0] for s in out["samples"]["tiny_gen"]}
+    for p in prompts:
+        full = tok.decode(lm.greedy(tok.encode(p), 8).tokens, skip_special_tokens=True)
+        assert logged[p] == full.split("\n")[0]
