@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
                 rows[vname] = study.compare(m, ref, x, p.gen_tokens) | study.lm_eval_check(
                     lm, x, m, n) | {"size_mb": bench.size_mb(path)}
                 gens[vname] = m.generations
+                logger.info("%s: %s", vname, ", ".join(f"{k} {v:.4g}" for k, v in
+                                                       rows[vname].items()))
                 fails += validate.problems(vname, rows[vname], p)
                 if name == "specialised":
                     runtimes[vname] = lm

@@ -210,3 +210,15 @@ def test_lm_eval_runs_a_generation_task(tiny, tmp_path):
     for p in prompts:
         full = tok.decode(lm.greedy(tok.encode(p), 8).tokens, skip_special_tokens=True)
         assert logged[p] == full.split("\n")[0]
+
+
+def test_peak_rss_of_a_child_is_its_own(tiny):
+    """``ru_maxrss`` survives ``exec`` (a child would report its parent's peak); ``VmHWM``
+    does not: a child that loads a tiny decoder reports far less than a 200 MB parent."""
+    from distillery.llm import bench
+
+    _, _, folder = tiny
+    ballast = bytearray(200 * 1024 * 1024)  # noqa: F841 (raises this process's peak)
+    child = bench.peak_rss_mb(["--onnx", str(folder / "fp32.onnx"), "--prompt-tokens", "4",
+                               "--new-tokens", "2"])
+    assert 0 < child < bench.peak_rss_kb() / 1024 - 150

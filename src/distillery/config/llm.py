@@ -23,7 +23,7 @@ class LlmParams:
     variants: list[str] = field(default_factory=lambda: ["fp32", "int8", "int4"])
     """Weight recipes of the specialised model (``distillery.llm.recipes``): ``fp32``,
     ``int8`` (weight-only), ``int4`` (round to nearest, embedding too), ``int4_hqq``."""
-    base_variants: list[str] = field(default_factory=lambda: ["fp32", "int4"])
+    base_variants: list[str] = field(default_factory=lambda: ["fp32"])
     """Weight recipes of the base (generic) model."""
     block_size: int = 32
     """Weights per quantisation block along the input dimension (16, 32, 64, 128, 256)."""
@@ -43,13 +43,13 @@ class LlmParams:
     """Interleaved rounds: every variant once per round, the median kept."""
     threads: int = 0
     """ONNX Runtime intra-op threads (0 = one per core); torch uses its default."""
-    max_accuracy_drop: float = 0.02
+    max_accuracy_drop: float = 0.05
     """A variant's eval accuracy may be at most this below torch fp32's (else the stage fails)."""
-    min_agreement: float = 0.95
+    min_agreement: float = 0.8
     """Fraction of eval predictions equal to torch fp32's a variant must reach."""
-    max_ppl_ratio: float = 1.3
+    max_ppl_ratio: float = 2.5
     """A variant's reference-text word perplexity / torch fp32's must stay at most this."""
-    min_greedy_match: float = 0.25
+    min_greedy_match: float = 0.1
     """Fraction of prompts whose ``gen_tokens`` greedy tokens equal torch fp32's."""
 
     def check(self) -> list[str]:
