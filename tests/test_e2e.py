@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .stages.conftest import ROOT, tiny_params
+from .stages.conftest import copy_project, tiny_params
 
 pytestmark = pytest.mark.e2e
 
@@ -42,13 +41,7 @@ def ran(log: str) -> list[str]:
 
 @pytest.fixture
 def repo(tmp_path, tiny_teacher_dir, tiny_raw_dir) -> Path:
-    work = tmp_path / "repo"
-    work.mkdir()
-    for item in ("dvc.yaml", "stages", "src"):
-        src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
-    shutil.copytree(ROOT / ".dvc" / "plots", work / ".dvc" / "plots")
-    (work / ".dvc" / "config").write_text("[core]\n    analytics = false\n    autostage = true\n")
+    work = copy_project(tmp_path / "repo")
     (work / "params.yaml").write_text(yaml.safe_dump(tiny_params(tiny_teacher_dir, tiny_raw_dir)))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(["git", "init", "-q"], cwd=work, check=True)

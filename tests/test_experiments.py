@@ -20,7 +20,7 @@ import pytest
 import yaml
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-from .stages.conftest import ROOT, tiny_params
+from .stages.conftest import ROOT, copy_project, tiny_params
 
 pytestmark = pytest.mark.e2e
 
@@ -54,14 +54,7 @@ def git(*args: str, cwd: Path) -> None:
 def repo(tmp_path, tiny_teacher_dir, tiny_raw_dir) -> Path:
     """A git + DVC repo copy on tiny params whose ``data.source`` is the default-style relative
     ``../shared/sst2`` (a folder beside the clone)."""
-    work = tmp_path / "repo"
-    work.mkdir()
-    for item in ("dvc.yaml", "stages", "src"):
-        src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
-    shutil.copytree(ROOT / ".dvc" / "plots", work / ".dvc" / "plots")
-    (work / ".dvc" / "config").write_text("[core]\n    analytics = false\n    autostage = true\n"
-                                          "    check_update = false\n")
+    work = copy_project(tmp_path / "repo")
     (work / ".dvc" / ".gitignore").write_text("/config.local\n/tmp\n/cache\n")
     shutil.copy(ROOT / ".gitignore", work / ".gitignore")
     shutil.copytree(tiny_raw_dir, tmp_path / "shared" / "sst2")

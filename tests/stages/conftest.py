@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
 from pathlib import Path
 
@@ -10,6 +11,19 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def copy_project(work: Path) -> Path:
+    """A runnable DVC project in ``work``: ``dvc.yaml``, the stages, the sources, the plot
+    templates and a ``.dvc/config`` without analytics or update checks (add params and git)."""
+    work.mkdir()
+    for item in ("dvc.yaml", "stages", "src"):
+        src = ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
+    shutil.copytree(ROOT / ".dvc" / "plots", work / ".dvc" / "plots")
+    (work / ".dvc" / "config").write_text("[core]\n    analytics = false\n    autostage = true\n"
+                                          "    check_update = false\n")
+    return work
 
 
 # ``data`` params of the tiny 3-class sentence-pair set (``tiny_pair_dir``: csv, string labels).
