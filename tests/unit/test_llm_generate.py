@@ -222,3 +222,19 @@ def test_peak_rss_of_a_child_is_its_own(tiny):
     child = bench.peak_rss_mb(["--onnx", str(folder / "fp32.onnx"), "--prompt-tokens", "4",
                                "--new-tokens", "2"])
     assert 0 < child < bench.peak_rss_kb() / 1024 - 150
+
+
+def test_max_length_beyond_the_position_embeddings_is_one_message(tiny, tmp_path,
+                                                                   tiny_teacher_dir):
+    from distillery.config.teacher import TeacherParams
+    from distillery.teachers.causal import teacher
+
+    model, tok, _ = tiny
+    model.save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    assert teacher.check(TeacherParams(model=str(tmp_path / "lm"), max_length=256)) == "causal"
+    with pytest.raises(UserError, match=r"teacher.max_length: got 257, but this llama model "
+                                        r"embeds at most 256 positions"):
+        teacher.check(TeacherParams(model=str(tmp_path / "lm"), max_length=257))
+    with pytest.raises(UserError, match="teacher.max_length: got 100000"):
+        teacher.check(TeacherParams(model=str(tiny_teacher_dir), max_length=100_000))

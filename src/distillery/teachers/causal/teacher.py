@@ -25,7 +25,8 @@ from distillery.core.io import UserError
 from distillery.data.prepared import Split
 from distillery.lmeval import evaluation
 from distillery.teachers.causal import classifier, finetune
-from distillery.teachers.causal.loading import load_causal_lm, option_problems, teacher_kind
+from distillery.teachers.causal.archs import kind_of
+from distillery.teachers.causal.loading import load_causal_lm, load_config, option_problems
 from distillery.teachers.causal.prompt import Prompt
 from distillery.teachers.causal.scoring import class_log_scores
 from distillery.teachers.hpo import Trials
@@ -46,17 +47,34 @@ def check(tp: Any, dp: Any = None) -> str:
         tp: ``TeacherParams``.
         dp: ``DistillParams`` (student init), if the caller uses them.
     """
-    kind = teacher_kind(tp.model, revision=tp.revision)
+    config = load_config(tp.model, revision=tp.revision)
+    kind = kind_of(config, "teacher.model")
     options = {"teacher.prompt": tp.prompt, "teacher.verbalizers": tp.verbalizers,
                "teacher.num_fewshot": tp.num_fewshot}
     if dp is not None:
         # layer-wise KD (distill.hidden_weight / attention_weight) needs student_init:
         # teacher, which this refuses: stage distill skips it with a warning
         options |= {"distill.student_init": dp.student_init == "teacher"}
-    problems = option_problems(kind, options)
+    problems = option_problems(kind, options) + length_problems(tp.max_length, config)
     if problems:
         raise UserError("; ".join(problems))
     return kind
+
+
+POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
+"""Position ids these families reserve (padding index + 1): fewer usable positions."""
+
+
+def length_problems(max_length: int, config: Any) -> list[str]:
+    """``teacher.max_length`` beyond the positions the model can embed, as a problem line."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int):
+        return []
+    usable = positions - POSITION_OFFSET.get(config.model_type, 0)
+    if max_length <= usable:
+        return []
+    return [f"teacher.max_length: got {max_length}, but this {config.model_type} model embeds at "
+            f"most {usable} positions (max_position_embeddings); set it to {usable} or less"]
 
 
 def build_prompt(tp: Any, names: list[str], pair: bool) -> Prompt:
