@@ -97,7 +97,7 @@ def write(args: Any, rows: dict[str, dict], texts: dict[str, list[str]], items: 
     lines = [f"# LLM generation variants of {model}", "",
              f"Greedy, batch 1, CPU; benchmark: {p.bench_prompt_tokens}-token prompt, "
              f"{p.bench_new_tokens} new tokens, median of {p.bench_rounds} interleaved rounds. "
-             f"Classification: {len(items) and 'eval split'} through the verbalizers; greedy "
+             "Classification: eval split through the verbalizers; greedy "
              f"match: first {p.gen_tokens} tokens equal torch fp32's.", "",
              head, "|---|" + "---:|" * len(COLUMNS)]
     lines += ["| " + name + " | " + " | ".join(_fmt(r.get(c)) for c in COLUMNS) + " |"
