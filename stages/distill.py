@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     seed_everything(p.seed)
     splits, names = load_prepared(args.data)
     train, transfer, val, dev = (splits[s] for s in ("train", "transfer", "val", "eval"))
-    base_spec = loading.student_base(p.student_init, p.student_model, args.teacher)
+    base_spec = loading.student_base(p.student_init, p.student_model, args.teacher,
+                                     p.student_revision)
     teacher = loading.load_classifier(args.teacher)
     base, tok = (teacher, loading.load_tokenizer(args.teacher)) if base_spec == args.teacher \
         else (loading.load_classifier(base_spec, names), loading.load_tokenizer(base_spec))

@@ -54,14 +54,17 @@ def main(argv: list[str] | None = None) -> None:
     ex = load_section(args.params, "export", ExportParams)
     threads = load_section(args.params, "benchmark", BenchmarkParams).threads
     llm_teacher.check(tp, d)  # e.g. a causal-LM teacher with student_init: teacher
-    base = loading.student_base(d.student_init, d.student_model, args.teacher)
+    base = loading.student_base(d.student_init, d.student_model, args.teacher,
+                                 d.student_revision)
     loading.check_teacher(base)
     kd = (d.alpha, d.temperature)
     same_experiment = {**dataclasses.asdict(p), **tp.experiment(), "metric": metric,
                        "data": fingerprint(args.data), "teacher": fingerprint(args.teacher),
                        "kd": kd if p.proxy == "kd" else None}
     if d.student_init != "teacher":
-        same_experiment |= {"student_init": d.student_init, "student_model": base}
+        same_experiment |= {"student_init": d.student_init, "student_model": d.student_model}
+        if d.student_revision is not None:  # not the snapshot's path: the same on every machine
+            same_experiment["student_revision"] = d.student_revision
     if p.min_speedup is not None:  # it shapes the fitness, so the trials
         same_experiment |= {"timing": (ex.int8_recipe, ex.opset, threads)}
     for volatile in ("generations", "workers", "storage", "max_params", "max_latency_ms"):

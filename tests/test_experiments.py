@@ -96,12 +96,15 @@ def trained(log: str) -> list[tuple[int, str]]:
     return [(int(n), params) for n, params in FINISHED.findall(log)]
 
 
-def test_killed_experiment_resumes(repo):
+@pytest.mark.parametrize("where", [[], ["--temp"]], ids=["workspace", "temp"])
+def test_killed_experiment_resumes(repo, where):
+    """Killed in the workspace, or in the temporary copy of ``--temp`` (where queued
+    experiments run too, a copy DVC deletes): the same command again resumes the search."""
     dvc("repro", "hpo", cwd=repo)  # the baseline's journal is now in dvc.lock
     git("add", "-A", cwd=repo)
     git("commit", "-qm", "baseline", cwd=repo)
     # trials of 20 steps: long enough to be killed mid-trial
-    cmd = [sys.executable, "-m", "dvc", "exp", "run", "-S", "hpo.seed=9", "-S",
+    cmd = [sys.executable, "-m", "dvc", "exp", "run", *where, "-S", "hpo.seed=9", "-S",
            "hpo.n_trials=3", "-S", "hpo.n_initial=2", "-S", "hpo.min_epochs=16", "hpo"]
     first = trained(run_until(cmd, repo, finished=2))
     assert len(first) >= 2, first
@@ -115,9 +118,18 @@ def test_killed_experiment_resumes(repo):
     assert not {n for n, _ in first} & {n for n, _ in second}, (first, second)
     assert not {p for _, p in first} & {p for _, p in second}, (first, second)
     assert len(first) + len(second) == 3, (first, second)
-    metrics = json.loads((repo / "metrics" / "hpo.json").read_text())
+    journal = repo / "models/search/hpo.journal"
+    if where:  # the outputs are in the experiment's git ref; the journal it kept, here
+        ref = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"],
+                             cwd=repo, capture_output=True, text=True, check=True).stdout.split()
+        metrics = json.loads(subprocess.run(["git", "show", f"{ref[-1]}:metrics/hpo.json"],
+                                            cwd=repo, capture_output=True, check=True).stdout)
+        journal = max((repo / "models/search/resume").glob("hpo-*.journal"),
+                      key=lambda f: f.stat().st_mtime)  # the baseline's is there too
+    else:
+        metrics = json.loads((repo / "metrics" / "hpo.json").read_text())
     assert metrics["n_trials"] == 3 and metrics["n_resumed"] == len(first), metrics
-    journal = JournalStorage(JournalFileBackend(str(repo / "models/search/hpo.journal")))
+    journal = JournalStorage(JournalFileBackend(str(journal)))
     (study,) = optuna.get_all_study_summaries(journal)  # the output: this study alone
     states = Counter(t.state.name for t in optuna.load_study(
         study_name=study.study_name, storage=journal).trials)

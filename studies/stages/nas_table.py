@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     # every genome once, in a fixed order; the budget decides nothing here
     fixed = dataclasses.replace(p, strategy="random", population=len(genomes), generations=1,
                                 workers=1, storage=None)
-    base = loading.student_base(d.student_init, d.student_model, args.teacher)
+    base = loading.student_base(d.student_init, d.student_model, args.teacher,
+                                 d.student_revision)
     kd = (d.alpha, d.temperature)
     name = runner.study_name("nas-table", {
         "genomes": genomes, "nas": dataclasses.replace(fixed, population=0),

@@ -1,5 +1,5 @@
-"""Tests of the Hub ``revision`` pin of ``teacher.revision`` in the model-loading paths
-(:mod:`distillery.modeling.loading` and :mod:`distillery.teachers.causal.loading`).
+"""Tests of the Hub ``revision`` pins (``teacher.revision``, ``distill.student_revision``) in the
+model-loading paths (:mod:`distillery.modeling.loading`, :mod:`distillery.teachers.causal.loading`).
 
 No network: ``from_pretrained`` is replaced by recorders that return tiny objects, so the
 tests check what the calls receive; a local folder ignores the revision with one warning.
@@ -102,3 +102,49 @@ def test_a_local_gguf_file_takes_no_revision(tmp_path: Path):
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
     assert "revision" not in causal_loading.resolve_source(str(gguf), revision="r9").kwargs()
+
+
+def test_a_pinned_hub_student_loads_from_its_snapshot(monkeypatch, tmp_path):
+    """``distill.student_revision``: the Hub student is fetched at that revision (safetensors,
+    configs and tokenizer files only) and every later load reads the snapshot folder."""
+    import huggingface_hub
+
+    seen = []
+
+    def snapshot(repo, revision=None, allow_patterns=None):
+        seen.append((repo, revision, allow_patterns))
+        return str(tmp_path / "snapshots" / "abc123")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
+    out = loading.student_base("pretrained", "org/student", "models/teacher", "v1.2")
+    assert out == str(tmp_path / "snapshots" / "abc123")
+    assert seen == [("org/student", "v1.2", loading.SNAPSHOT_FILES)]
+    assert not any(p.endswith((".bin", ".pt", ".pkl", "*")) for p in loading.SNAPSHOT_FILES)
+    assert loading.student_base("random", "org/student", "models/teacher") == "org/student"
+    assert len(seen) == 1  # no revision: the id as it is, no download
+
+
+def test_a_pinned_student_that_cannot_be_fetched_is_one_message(monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def offline(*args, **kwargs):
+        raise LocalEntryNotFoundError("Cannot find the requested files in the disk cache\nmore")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(loading.UserError, match=r"'org/student' at "
+                       r"distill.student_revision='v9' could not be fetched "
+                       r"\(LocalEntryNotFoundError: Cannot find .*\); check the id"):
+        loading.student_base("pretrained", "org/student", "models/teacher", "v9")
+
+
+def test_a_local_student_ignores_its_revision(tmp_path, caplog):
+    folder = tmp_path / "student"
+    folder.mkdir()
+    with caplog.at_level("WARNING"):
+        assert loading.student_base("pretrained", str(folder), "t", "v1") == str(folder)
+    assert "distill.student_revision='v1' ignored" in caplog.text
+    from distillery.config.distill import DistillParams
+
+    assert DistillParams(student_revision="").check() == [
+        "student_revision: must not be empty; null = the default branch"]

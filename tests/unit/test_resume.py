@@ -46,3 +46,46 @@ def test_seeded_only_by_an_output_further_along(tmp_path):
     resume.kept(out, "hpo-abc")
     assert path.read_bytes() == out.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hpo.journal", "resume"]  # no debris
+
+
+def test_a_queued_experiments_journal_is_kept_in_the_users_repository(tmp_path, monkeypatch):
+    """In a copy under ``.dvc/tmp/exps/`` (``$DVC_ROOT`` = the user's repository), the kept
+    journal lives in the user's repository: deleting the copy, as DVC does after a kill, keeps
+    it; the same search run again there (or in the workspace) resumes it."""
+    user = tmp_path / "repo"
+    copy = user / ".dvc" / "tmp" / "exps" / "tmpab12"
+    (copy / ".dvc").mkdir(parents=True)
+    monkeypatch.setenv("DVC_ROOT", str(user))
+    monkeypatch.chdir(copy)
+    path = Path(resume.kept("models/search/hpo.journal", "hpo-q"))
+    assert path == user / "models" / "search" / "resume" / "hpo-q.journal"
+    add_trials(path, "hpo-q", 2)
+    monkeypatch.chdir(user)  # the workspace: DVC_ROOT is its own root
+    monkeypatch.setenv("DVC_ROOT", str(user))
+    assert resume.kept("models/search/hpo.journal", "hpo-q") == "models/search/resume/hpo-q.journal"
+    monkeypatch.delenv("DVC_ROOT")  # outside DVC: beside the output
+    assert resume.home(Path("models/search/hpo.journal")) == Path("models/search")
+
+
+def test_a_second_run_of_a_held_search_keeps_its_own_journal(tmp_path, monkeypatch):
+    """Another process holds the study (two queued experiments, one search): this run does
+    not share its journal (its start would fail the other's running trials)."""
+    import subprocess
+    import sys
+
+    shared = tmp_path / "user" / "resume" / "hpo-h.journal"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "from distillery.search import resume; import sys, time; "
+         "resume._lock(__import__('pathlib').Path(sys.argv[1])); print('held', flush=True); "
+         "time.sleep(60)", str(shared)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        user, copy = tmp_path / "user", tmp_path / "user" / ".dvc" / "tmp" / "exps" / "c"
+        (copy / ".dvc").mkdir(parents=True)
+        monkeypatch.setenv("DVC_ROOT", str(user))
+        monkeypatch.chdir(copy)
+        assert resume.kept("hpo.journal", "hpo-h") == "resume/hpo-h.journal"  # its own
+    finally:
+        holder.kill()
+        holder.wait()
+    assert Path(resume.kept(copy / "hpo.journal", "hpo-h")) == shared  # released by the kill

@@ -239,20 +239,21 @@ def test_workers_on_two_hosts_killed_at_four_points_lose_and_repeat_nothing(two_
     """PostgreSQL over TCP from two namespaces, an HPO study and a NAS study
     (:func:`distillery.nas.search`, the same runner) at once. HPO: a live worker on one host,
     one killed at each kill point, across both hosts; NAS: a live worker on the other host,
-    one killed mid-trial and one right after ``ask``. The live workers fail the dead trials
+    one killed at each kill point, across both hosts. The live workers fail the dead trials
     within the grace period after the kills and re-run their configurations."""
     from distillery import nas
 
     log, gate = tmp_path / "events.log", tmp_path / "go"
     with fresh_database(two_hosts.server) as url:
         def worker(search: str, pause: str) -> Pausing:
-            n = {"hpo": 12, "nas": 8}[search]
+            n = {"hpo": 12, "nas": 10}[search]
             return Pausing(url, search, n, str(log), pause, 0.3, HEARTBEAT, search, str(gate))
 
         a, b = two_hosts.namespaces
         plan = [(a, worker("hpo", "")), (b, worker("hpo", "trial")), (a, worker("hpo", "ask")),
                 (b, worker("hpo", "tell")), (a, worker("hpo", "idle")),
-                (b, worker("nas", "")), (a, worker("nas", "trial")), (b, worker("nas", "ask"))]
+                (b, worker("nas", "")), (a, worker("nas", "trial")), (b, worker("nas", "ask")),
+                (a, worker("nas", "tell")), (b, worker("nas", "idle"))]
         study, design = runner.open_study(url, "hpo", "random", BRANIN, 0, heartbeat=HEARTBEAT)
         runner.prepare(study, design, journal=False)
         runner.load(url, "nas", heartbeat=HEARTBEAT)
@@ -275,18 +276,28 @@ def test_workers_on_two_hosts_killed_at_four_points_lose_and_repeat_nothing(two_
     assert all(0 < s <= grace + 2 * interval + 1 for d in lag.values() for s in d.values()), lag
 
 
-def test_workers_killed_at_four_points_on_the_journal_are_rerun_by_the_next_run(tmp_path):
-    """Journal file, one machine: the live worker stops when the rest of the study is held by
-    dead workers; the stage's rerun fails and re-queues their trials and finishes the study."""
+@pytest.mark.parametrize("search", ["hpo", "nas"])
+def test_workers_killed_at_four_points_on_the_journal_are_rerun_by_the_next_run(search, tmp_path):
+    """Journal file, one machine, HPO and NAS: the live worker stops when the rest of the
+    study is held by dead workers; the stage's rerun (``runner.prepare``, as stages ``hpo`` and
+    ``nas`` call it) fails and re-queues their trials, and a worker finishes the study."""
+    from distillery import nas
+
     n, log, gate = 12, tmp_path / "events.log", tmp_path / "go"
     storage = str(tmp_path / "s.journal")
-    plan = [(None, Pausing(storage, "s", n, str(log), p, 0.3, gate=str(gate)))
+    plan = [(None, Pausing(storage, "s", n, str(log), p, 0.3, search=search, gate=str(gate)))
             for p in ("", *KILL_POINTS)]
-    study, design = runner.open_study(storage, "s", "random", BRANIN, 0)
-    runner.prepare(study, design, journal=True)
+
+    def stage() -> dict[str, int]:
+        if search == "hpo":
+            study, design = runner.open_study(storage, "s", "random", BRANIN, 0)
+        else:
+            study, design = runner.load(storage, "s"), []
+        return runner.prepare(study, design, journal=True)
+
+    stage()
     kills = run(plan, gate, log)
-    # the stage again
-    study, design = runner.open_study(storage, "s", "random", BRANIN, 0)
-    assert runner.prepare(study, design, journal=True)["stale"] == 3
-    Pausing(storage, "s", n, str(log))(len(plan))
-    check(storage, "s", BRANIN.key, log, [w for _, w in plan], kills)
+    assert stage()["stale"] == 3  # the stage again
+    Pausing(storage, "s", n, str(log), search=search)(len(plan))
+    key = BRANIN.key if search == "hpo" else nas.GenomeSpace(NAS_SPACE).key
+    check(storage, "s", key, log, [w for _, w in plan], kills)

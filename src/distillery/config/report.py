@@ -40,6 +40,8 @@ class ReportParams:
         out += in_range("min_student_ratio", self.min_student_ratio, 0.0, 2.0)
         out += positive(self, "min_speedup", "min_speedup_same_runtime", "min_size_ratio",
                          "max_fused_latency_ratio", "min_pruned_speedup")
+        for name in ("max_fused_score_drop", "max_pruned_score_drop"):  # a fraction, not points
+            out += in_range(name, getattr(self, name), 0.0, 1.0)
         for name in ("max_latency_ms", "max_size_mb"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 out.append(f"{name}: got {getattr(self, name)!r}, expected > 0 or null")

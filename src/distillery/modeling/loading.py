@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["GENES", "PROMPT_ATTR", "check_teacher", "count_params", "dir_size_mb",
            "freeze_word_embeddings", "hub_kwargs", "is_prompted", "load_classifier",
-           "load_tokenizer", "repair_genome", "resolve_model_path", "student_base"]
+           "load_tokenizer", "pinned", "repair_genome", "resolve_model_path", "student_base"]
 
 PROMPT_ATTR = "distillery_prompt"
 """Config attribute holding the prompt of a causal-LM classifier (template, verbalizers, labels;
@@ -181,23 +181,47 @@ def _load_pruned(path: str, config: PretrainedConfig, labels: list[str] | None) 
     return model.eval()
 
 
-def student_base(student_init: str, student_model: str, teacher: str) -> str:
+def student_base(student_init: str, student_model: str, teacher: str,
+                 revision: str | None = None) -> str:
     """What students are built from (family, tokenizer, and weights unless ``random``): the
-    fine-tuned ``teacher`` for ``distill.student_init: teacher``, else ``student_model``.
+    fine-tuned ``teacher`` for ``distill.student_init: teacher``, else ``student_model``; a Hub
+    ``student_model`` with a ``revision`` (``distill.student_revision``) is fetched at that
+    revision and its local snapshot folder returned, so every later load reads the same files.
 
     Raises:
-        UserError: ``teacher`` is a causal LM and ``student_init`` is ``teacher``.
+        UserError: ``teacher`` is a causal LM and ``student_init`` is ``teacher``; or the pinned
+            snapshot cannot be fetched.
     """
     if student_init != "teacher":
-        return student_model
+        return pinned(student_model, revision, "distill.student_revision")
     config = AutoConfig.from_pretrained(resolve_model_path(teacher), trust_remote_code=False)
     if is_prompted(config):
-        from distillery.core.io import UserError
-
         raise UserError("distill.student_init: got 'teacher', but the teacher is a causal LM "
                         f"({config.model_type}); use 'pretrained' (distill.student_model) or "
                         "'random'")
     return teacher
+
+
+SNAPSHOT_FILES = ["*.json", "*.safetensors", "*.txt", "*.model"]
+"""What :func:`pinned` fetches of a Hub model: configs, safetensors weights and tokenizer files
+(vocab.txt, merges.txt, SentencePiece; no pickled ``.bin``, no other frameworks' weights)."""
+
+
+def pinned(spec: str, revision: str | None, key: str) -> str:
+    """``spec`` as it is, or, for a Hub id with a ``revision`` (param ``key``), the local
+    folder of its snapshot at that revision (downloaded once into the Hub cache)."""
+    path = resolve_model_path(spec)
+    if not hub_kwargs(path, revision, key):
+        return spec
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(path, revision=revision, allow_patterns=SNAPSHOT_FILES)
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as err:
+        raise UserError(f"{path!r} at {key}={revision!r} could not be fetched "
+                        f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); check the "
+                        "id and the revision, or go online to download it once") from None
 
 
 def freeze_word_embeddings(model: PreTrainedModel) -> None:
