@@ -2,7 +2,8 @@
 fidelity of the pipeline's ``hpo`` stage (the expensive part of the sampler comparison).
 
 The configurations are a Latin hypercube of ``hpo``'s search space. Trials live in an Optuna
-journal (``--trials``, persistent): a killed run resumes. A few configurations are then
+journal kept out of ``dvc exp run``'s checkout (:mod:`distillery.search.resume`) and
+copied to ``--trials`` at the end: a killed run resumes. A few configurations are then
 retrained with another seed (``hpo_study.live_checks``) to show how far a table score is from
 a fresh trial's.
 
@@ -27,7 +28,7 @@ from distillery.core.io import Timer, fingerprint, run_main, stage_args, write_c
 from distillery.data.prepared import load_prepared
 from distillery.measure import evaluate
 from distillery.modeling import loading
-from distillery.search import runner
+from distillery.search import resume, runner
 from distillery.studies.params import HpoStudyParams
 from distillery.teachers import hpo
 
@@ -49,10 +50,12 @@ def main(argv: list[str] | None = None) -> None:
     name = runner.study_name("hpo-table", {"configs": configs, "teacher": tp, "metric": metric,
                                            "hpo": dataclasses.replace(fixed, n_trials=0),
                                            "data": fingerprint(args.data)})
-    study = runner.load(args.trials, name)
+    storage = resume.kept(args.trials, name)  # not rolled back by dvc exp run
+    study = runner.load(storage, name)
     runner.prepare(study, configs, journal=True)
     with Timer() as timer:
-        hpo.Trials(tp, fixed, metric, args.data, args.trials, name)(0)
+        hpo.Trials(tp, fixed, metric, args.data, storage, name)(0)
+        resume.publish(storage, args.trials)
     trials = runner.finished_trials(study)
     rows = [{**{n: t.params[n] for n in space.names}, "score": t.value} for t in trials]
     write_csv(args.out, rows)

@@ -3,7 +3,8 @@ once, exactly as stage ``nas`` scores a candidate (the same proxy training, seed
 and the same timing: int8 ONNX, end to end, beside the teacher's int8 file). The table is the
 ground truth that ``nas_compare`` replays the search strategies on.
 
-Trials live in an Optuna journal (``--trials``, persistent): a killed run resumes.
+Trials live in an Optuna journal kept out of ``dvc exp run``'s checkout
+(:mod:`distillery.search.resume`) and copied to ``--trials`` at the end: a killed run resumes.
 
 Deps: ``--data``, ``--teacher``, ``--logits`` (the pipeline's stages prepare, hpo, label).
 Params: ``teacher``, ``task``, ``nas``, ``distill`` (the KD proxy and the student base),
@@ -27,7 +28,7 @@ from distillery.config.task import TaskParams
 from distillery.config.teacher import TeacherParams
 from distillery.core.io import Timer, fingerprint, run_main, stage_args, write_csv, write_json
 from distillery.modeling import loading
-from distillery.search import runner
+from distillery.search import resume, runner
 from distillery.studies import tabular
 
 logger = logging.getLogger("studies.nas_table")
@@ -56,11 +57,13 @@ def main(argv: list[str] | None = None) -> None:
         "teacher": tp.experiment(), "metric": metric, "kd": kd, "base": base,
         "timing": (ex.int8_recipe, ex.opset, threads), "data": fingerprint(args.data),
         "teacher_files": fingerprint(args.teacher)})
-    study = runner.load(args.trials, name)
+    storage = resume.kept(args.trials, name)  # not rolled back by dvc exp run
+    study = runner.load(storage, name)
     runner.prepare(study, genomes, journal=True)
     with Timer() as timer:
-        nas.Worker(tp, fixed, metric, args.data, args.trials, name, args.teacher, args.logits,
+        nas.Worker(tp, fixed, metric, args.data, storage, name, args.teacher, args.logits,
                    kd, base, d.student_init != "random", ex.int8_recipe, ex.opset, threads)(0)
+        resume.publish(storage, args.trials)
     history = nas.candidates(runner.finished_trials(study), len(genomes), space)
     rows = [{**c.genome, **{k: c.info[k] for k in ("score", "speedup", "latency_ms",
                                                       "reference_latency_ms", "n_params",

@@ -54,6 +54,8 @@ def test_studies_on_tiny_params(stage_dir):
     table = _rows("r/table.csv")
     assert len(table) == 5 and set(table[0]) == {"lr", "rank", "alpha", "dropout",
                                                  "weight_decay", "score"}
+    (kept,) = Path("j/resume").glob("hpo-table-*.journal")  # out of dvc exp run's checkout
+    assert kept.read_bytes() == Path("j/table.journal").read_bytes()  # and published
     m = json.loads(Path("m/table.json").read_text())
     assert len(m["live_checks"]) == 2 and m["best"] == max(float(r["score"]) for r in table)
 
@@ -141,6 +143,8 @@ def test_nas_studies_on_tiny_params(stage_dir):
     assert len(table) == 2 * 2 * 2  # layers x widths x FFN (heads tied to the width)
     assert all(int(r["hidden_size"]) == 8 * int(r["num_attention_heads"]) for r in table)
     assert all(float(r["speedup"]) > 0 and float(r["latency_ms"]) > 0 for r in table)
+    (kept,) = Path("j/resume").glob("nas-table-*.journal")
+    assert kept.read_bytes() == Path("j/nas_table.journal").read_bytes()
     m = json.loads(Path("m/nas_table.json").read_text())
     assert m["n_architectures"] == 8 and m["best_within_budget"] is not None
 
