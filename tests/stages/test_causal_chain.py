@@ -78,6 +78,12 @@ def test_causal_teacher_chain(causal_dir, tiny_teacher_dir):
     assert metrics("m/label.json")["teacher_eval_accuracy"] == pytest.approx(
         m["teacher_lm_eval_acc"], abs=1e-9)
     _llm_stage()
+    # model2vec's static embeddings of a causal LM whose tokenizer has no [PAD] / [UNK]
+    load_stage("baselines").main(["--data", "prep", "--teacher", "models/teacher", "--logits",
+                                  "logits", "--out", "models/baselines", "--metrics",
+                                  "m/baselines.json"])
+    m = metrics("m/baselines.json")
+    assert 0 <= m["static"]["eval_accuracy"] <= 1 and m["static"]["vocabulary"] > 0, m
     load_stage("nas").main(["--data", "prep", "--teacher", "models/teacher", "--logits",
                             "logits", "--trials",
                             "models/nas.journal", "--out", "models/arch.json", "--history",

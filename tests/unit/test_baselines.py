@@ -64,3 +64,24 @@ def test_unknown_kind_and_bad_params():
     problems = BaselinesParams(tfidf_word_ngrams=[2, 1], tfidf_c=[0.0, float("inf")]).check()
     assert any("tfidf_word_ngrams: got [2, 1]" in x for x in problems)
     assert any("tfidf_c:" in x for x in problems)
+
+
+@pytest.mark.parametrize("vocab, padding, unk_id, expected", [
+    (["[PAD]", "[UNK]", "a"], None, 1, ("[PAD]", "[UNK]")),  # BERT-like
+    (["<|endoftext|>", "<|im_end|>", "a"], None, None, ("<|endoftext|>", None)),  # a causal LM
+    (["<s>", "</s>", "a"], "</s>", None, ("</s>", None)),  # padding configured
+])
+def test_the_static_tokenizer_pads_with_its_own_tokens(vocab, padding, unk_id, expected):
+    """A pad or unknown token the tokenizer lacks would be added past the embedding table
+    (the SmolLM2 teacher's static baseline died with an IndexError)."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+
+    tk = Tokenizer(WordLevel({t: i for i, t in enumerate(vocab)}))
+    if padding:
+        tk.enable_padding(pad_id=vocab.index(padding), pad_token=padding)
+    out = static.special_tokens(tk, unk_id)
+    assert (out["pad_token"], out["unk_token"]) == expected
+    from transformers import PreTrainedTokenizerFast
+
+    assert len(PreTrainedTokenizerFast(tokenizer_object=tk, **out)) == len(vocab)  # none added

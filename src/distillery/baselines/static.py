@@ -82,9 +82,21 @@ def _static_embeddings(teacher: str, dims: int):
     from model2vec.distill import distill
 
     static = distill(model_name=teacher, pca_dims=dims)
-    wrapped = PreTrainedTokenizerFast(tokenizer_object=static.tokenizer, pad_token="[PAD]",
-                                      unk_token="[UNK]")
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=static.tokenizer,
+                                      **special_tokens(static.tokenizer, static.unk_token_id))
     return static, wrapped
+
+
+def special_tokens(tokenizer, unk_id: int | None) -> dict[str, str | None]:
+    """Pad and unknown tokens of model2vec's tokenizer, chosen among its own tokens: a token
+    it lacks (a causal LM has no ``[PAD]``) would get an id past the embedding table. The pad
+    token is masked out of the mean, so any token serves when the tokenizer names none."""
+    vocab = tokenizer.get_vocab()
+    pad = (tokenizer.padding or {}).get("pad_token")
+    if pad not in vocab:
+        pad = "[PAD]" if "[PAD]" in vocab else tokenizer.id_to_token(0)
+    unk = tokenizer.id_to_token(unk_id) if unk_id is not None else None
+    return {"pad_token": pad, "unk_token": unk if unk in vocab else None}
 
 
 def train(ctx: Context, p: BaselinesParams) -> tuple[StaticOnnx, dict]:
