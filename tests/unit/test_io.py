@@ -82,6 +82,17 @@ def test_write_json_roundtrip_and_pretty(tmp_path):
     assert io.read_json(path) == obj
 
 
+def test_write_json_writes_unmeasured_figures_as_null(tmp_path):
+    """NaN is not JSON (DVC's metrics and strict parsers reject it): non-finite floats at any
+    depth become null."""
+    path = tmp_path / "metrics.json"
+    io.write_json(path, {"latency_ms": float("nan"), "rows": [{"x": float("inf")}, (1.0, -0.0)],
+                         "n": 3})
+    assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
+    assert json.loads(path.read_text(), parse_constant=lambda c: 1 / 0) == {
+        "latency_ms": None, "rows": [{"x": None}, [1.0, -0.0]], "n": 3}
+
+
 def test_write_csv_header_from_first_row(tmp_path):
     rows = [{"trial": 0, "lr": 0.1, "score": 0.5}, {"trial": 1, "lr": 0.01, "score": 0.75}]
     path = tmp_path / "plots" / "h.csv"

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import shutil
@@ -151,9 +152,23 @@ def _alive(pid: int) -> bool:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as pretty JSON, atomically."""
+    """Write ``obj`` as pretty, strict JSON, atomically: a NaN or infinite float (a figure
+    that was not measured, e.g. a latency NAS did not time) becomes ``null``, which every JSON
+    reader (DVC's metrics, ``jq``, browsers) accepts; ``NaN`` is not JSON."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(json.dumps(_finite(obj), indent=2, sort_keys=False, allow_nan=False)
+                       + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with its non-finite floats (at any depth of dicts, lists and tuples) as None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def read_json(path: str | Path) -> Any:
