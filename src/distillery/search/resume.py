@@ -25,7 +25,6 @@ Deleting ``resume/`` is safe: it only loses the trials of searches that never fi
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import shutil
@@ -36,6 +35,11 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from distillery.config.data import ROOT_ENV
 from distillery.core.io import atomic_path
 from distillery.search.runner import DONE
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one run per study is then the user's to keep
+    fcntl = None
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +90,7 @@ def home(out: Path) -> Path:
 
 def _lock(journal: Path) -> bool:
     """Take ``<journal>.owner`` for this process (non-blocking); False if another holds it."""
-    if journal in _HELD:
+    if journal in _HELD or fcntl is None:
         return True
     journal.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(journal.with_suffix(".owner"), os.O_RDWR | os.O_CREAT, 0o644)
