@@ -97,7 +97,9 @@ class NasParams:
     min_speedup: float | None = 4.0
     """Speed budget: a candidate exported as the pipeline ships it (``export.int8_recipe``,
     ``tokenizers`` + ONNX Runtime, batch 1, end to end) must be at least this many times
-    faster than the teacher's int8 file, timed side by side (:mod:`distillery.nas.latency`).
+    faster than the int8 file of the model candidates are built from, timed side by side
+    (:mod:`distillery.nas.latency`): the teacher, or ``distill.student_model`` when
+    ``distill.student_init`` is not ``teacher`` (a causal-LM teacher has no int8 file).
     Candidates below it rank under every candidate within it (fitness = score -
     min_speedup / speedup) and cannot win. Compression adds to it: pruning and the
     vocabulary-pruned file took the default run's 2 x 384 student from 3.5x here to 5.5x
